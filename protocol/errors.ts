@@ -1,0 +1,76 @@
+/**
+ * One error class for the whole project, with a closed union of stable codes.
+ * Codes are safe metric labels and wire strings: never rename one, only add.
+ */
+export const ERROR_CODES = [
+  // decoding and schema (protocol/)
+  'INPUT_TOO_LARGE', // byte length over a documented limit
+  'JSON_MALFORMED', // not parseable JSON, or nested too deep
+  'NOT_CANONICAL', // bytes are valid JSON but not the JCS (RFC 8785) encoding
+  'SCHEMA_INVALID', // wrong type, missing field, unknown field, bad format
+  'VERSION_UNSUPPORTED', // frame `v` other than 1
+  'BASE64_INVALID', // not strict standard/url base64 as the field requires
+  'PAYLOAD_TYPE_UNKNOWN', // DSSE payloadType we do not speak
+  'PURL_INVALID', // not a package URL packageurl-js accepts
+  'PATTERN_INVALID', // purl scope pattern malformed
+  // keys and signatures (protocol/)
+  'KEY_INVALID', // public/private key text or bytes malformed
+  'KEY_SMALL_ORDER', // public key of small order (or not a valid point)
+  'KEYID_MISMATCH', // envelope keyid != sha256(publicKey)
+  'SIGNATURE_INVALID', // Ed25519 verification failed
+  'EQUIVOCATION_INVALID', // a proof that does not prove a conflict
+  // files (keys, state, frames) (protocol/ types, node/ + cli/ I/O)
+  'FILE_NOT_FOUND',
+  'FILE_UNREADABLE',
+  'FILE_PERMISSIONS', // key/token file readable by group or others
+  'FILE_EXISTS', // refusing to overwrite
+  'SEQ_STATE_INVALID', // per-key seq counter file corrupt
+  // trust (node/consensus)
+  'POLICY_INVALID',
+  // node and network
+  'CONFIG_INVALID',
+  'STORE_ERROR',
+  'QUOTA_EXCEEDED',
+  'QUEUE_FULL',
+  'DUPLICATE',
+  'SYNC_PROTOCOL',
+  // rebuilds
+  'FEED_ERROR', // archive index fetch/verify failed
+  'CHECKSUM_MISMATCH', // a downloaded file's digest differs from the signed index
+  'DOWNLOAD_FAILED', // network/HTTP failure (transient)
+  'BUILD_FAILED', // deterministic build failure
+  'BUILD_TIMEOUT',
+  'BUILDER_UNAVAILABLE', // missing tools / privileges
+  'RECIPE_INVALID',
+  // client surface
+  'API_UNAVAILABLE', // node not running / not reachable
+  'API_ERROR',
+  'UNAUTHORIZED',
+  'NOT_FOUND',
+  'USAGE' // bad command-line usage
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+export class RbqError extends Error {
+  readonly code: ErrorCode
+  /** Optional dotted path of the offending field, e.g. `envelope.signatures[0].sig`. */
+  readonly field: string | undefined
+
+  constructor(code: ErrorCode, message: string, options: { field?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'RbqError'
+    this.code = code
+    this.field = options.field
+  }
+
+  toJSON(): { code: ErrorCode; message: string; field?: string } {
+    return this.field === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, field: this.field }
+  }
+}
+
+export function isRbqError(e: unknown, code?: ErrorCode): e is RbqError {
+  return e instanceof RbqError && (code === undefined || e.code === code)
+}

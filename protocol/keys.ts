@@ -1,0 +1,170 @@
+/**
+ * Ed25519 identities: key ids, the `ed25519:` text form, the public-key acceptance rule,
+ * and the key-file format (bytes only; reading and writing files lives in node/identity).
+ *
+ * One signature rule everywhere (SPEC.md §Signatures): a public key must decode to a curve
+ * point that is not of small order (checked with @noble/ed25519), and signatures are verified
+ * by OpenSSL through node:crypto.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import { Point } from '@noble/ed25519'
+import { PUBLIC_KEY_PREFIX } from './constants.js'
+import { fromBase64Url, parseJson, sha256Hex, toBase64Url } from './encoding.js'
+import { RbqError } from './errors.js'
+
+/** Lowercase hex SHA-256 of the 32 raw public-key bytes. */
+export type KeyId = string
+
+export interface PublicKey {
+  readonly raw: Uint8Array // 32 bytes
+  readonly keyid: KeyId
+  readonly text: string // ed25519:<base64url>
+}
+
+export interface SigningKey {
+  readonly publicKey: PublicKey
+  /** OpenSSL private key object; never serialised except by encodeKeyFile. */
+  readonly privateKey: KeyObject
+  readonly seed: Uint8Array // 32-byte RFC 8032 private key
+}
+
+export function keyIdOf(raw: Uint8Array): KeyId {
+  return sha256Hex(raw)
+}
+
+/**
+ * The acceptance rule for public keys: exactly 32 bytes, a valid point encoding, and not of
+ * small order (a small-order key lets one signature verify for many messages).
+ */
+export function checkPublicKeyBytes(raw: Uint8Array, field = 'publicKey'): void {
+  if (raw.length !== 32) {
+    throw new RbqError('KEY_INVALID', `${field}: an Ed25519 public key is 32 bytes, got ${raw.length}`, { field })
+  }
+  let point: Point
+  try {
+    point = Point.fromBytes(raw)
+  } catch {
+    throw new RbqError('KEY_INVALID', `${field}: not a valid Ed25519 point encoding`, { field })
+  }
+  if (point.isSmallOrder()) {
+    throw new RbqError('KEY_SMALL_ORDER', `${field}: public key has small order`, { field })
+  }
+}
+
+/** Builds a PublicKey from raw bytes after applying the acceptance rule. */
+export function publicKeyFromRaw(raw: Uint8Array, field = 'publicKey'): PublicKey {
+  checkPublicKeyBytes(raw, field)
+  const copy = new Uint8Array(raw)
+  return { raw: copy, keyid: keyIdOf(copy), text: PUBLIC_KEY_PREFIX + toBase64Url(copy) }
+}
+
+/** Parses `ed25519:<base64url, no padding>`. */
+export function parsePublicKey(text: unknown, field = 'publicKey'): PublicKey {
+  if (typeof text !== 'string' || !text.startsWith(PUBLIC_KEY_PREFIX)) {
+    throw new RbqError('KEY_INVALID', `${field}: expected "${PUBLIC_KEY_PREFIX}<base64url>"`, { field })
+  }
+  const raw = fromBase64Url(text.slice(PUBLIC_KEY_PREFIX.length), field)
+  return publicKeyFromRaw(raw, field)
+}
+
+// --- node:crypto key objects -------------------------------------------------------------
+
+/** KeyObject import costs more than a verify; cache them, bounded (oldest evicted first). */
+const KEY_OBJECT_CACHE_MAX = 10_000
+const keyObjectCache = new Map<string, KeyObject>()
+
+export function publicKeyObject(pk: PublicKey): KeyObject {
+  let ko = keyObjectCache.get(pk.keyid)
+  if (ko === undefined) {
+    // JWK import is about twice as fast as DER/SPKI import.
+    ko = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: toBase64Url(pk.raw) }, format: 'jwk' })
+    if (keyObjectCache.size >= KEY_OBJECT_CACHE_MAX) {
+      const oldest = keyObjectCache.keys().next().value
+      if (oldest !== undefined) keyObjectCache.delete(oldest)
+    }
+    keyObjectCache.set(pk.keyid, ko)
+  }
+  return ko
+}
+
+/** PKCS#8 DER prefix of an Ed25519 private key; the 32-byte seed follows (RFC 8410). */
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
+export function signingKeyFromSeed(seed: Uint8Array): SigningKey {
+  if (seed.length !== 32) throw new RbqError('KEY_INVALID', `private key: expected 32 bytes, got ${seed.length}`)
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  const x = createPublicKey(privateKey).export({ format: 'jwk' }).x
+  const raw = fromBase64Url(String(x), 'publicKey')
+  return { publicKey: publicKeyFromRaw(raw), privateKey, seed: new Uint8Array(seed) }
+}
+
+export function generateSigningKey(): SigningKey {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  const jwk = privateKey.export({ format: 'jwk' })
+  return signingKeyFromSeed(fromBase64Url(String(jwk.d), 'privateKey'))
+}
+
+export function signBytes(key: SigningKey, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, message, key.privateKey))
+}
+
+/** The project's one verification rule (see module comment). Never throws on bad input. */
+export function verifyBytes(pk: PublicKey, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false
+  try {
+    return verify(null, message, publicKeyObject(pk), signature)
+  } catch {
+    return false
+  }
+}
+
+/** Applies the full rule to raw bytes (key checks + OpenSSL); used by the worker pool and vectors. */
+export function verifyRaw(publicKeyRaw: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  let pk: PublicKey
+  try {
+    pk = publicKeyFromRaw(publicKeyRaw)
+  } catch {
+    return false
+  }
+  return verifyBytes(pk, message, signature)
+}
+
+// --- key file format ---------------------------------------------------------------------
+
+export const KEY_FILE_TYPE = 'rbq-ed25519-private-key'
+
+/** Key file: one canonical-ish JSON object; the private key is the 32-byte seed, base64url. */
+export interface KeyFile {
+  type: typeof KEY_FILE_TYPE
+  publicKey: string
+  privateKey: string
+}
+
+export function encodeKeyFile(key: SigningKey): string {
+  const file: KeyFile = { type: KEY_FILE_TYPE, publicKey: key.publicKey.text, privateKey: toBase64Url(key.seed) }
+  return JSON.stringify(file, null, 2) + '\n'
+}
+
+export function decodeKeyFile(text: string, source = 'key file'): SigningKey {
+  const value = parseJson(text, source)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RbqError('KEY_INVALID', `${source}: expected a JSON object`)
+  }
+  const obj = value as Record<string, unknown>
+  for (const k of Object.keys(obj)) {
+    if (k !== 'type' && k !== 'publicKey' && k !== 'privateKey') {
+      throw new RbqError('KEY_INVALID', `${source}: unknown field "${k}"`, { field: k })
+    }
+  }
+  if (obj.type !== KEY_FILE_TYPE) {
+    throw new RbqError('KEY_INVALID', `${source}: "type" must be "${KEY_FILE_TYPE}"`, { field: 'type' })
+  }
+  if (typeof obj.privateKey !== 'string') {
+    throw new RbqError('KEY_INVALID', `${source}: "privateKey" missing`, { field: 'privateKey' })
+  }
+  const key = signingKeyFromSeed(fromBase64Url(obj.privateKey, 'privateKey'))
+  if (obj.publicKey !== key.publicKey.text) {
+    throw new RbqError('KEY_INVALID', `${source}: "publicKey" does not belong to "privateKey"`, { field: 'publicKey' })
+  }
+  return key
+}
