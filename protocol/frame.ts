@@ -220,6 +220,15 @@ export function signDelegation(key: SigningKey, statement: DelegationStatement):
   return signStatement(key, 'delegation', statement) as DelegationFrame
 }
 
+/** Two attestations equivocate when one key signed different statements with the same seq. */
+export function isEquivocation(x: AttestationFrame, y: AttestationFrame): boolean {
+  return (
+    x.signer.keyid === y.signer.keyid &&
+    x.statement.predicate.builder.seq === y.statement.predicate.builder.seq &&
+    x.payloadDigest !== y.payloadDigest
+  )
+}
+
 /** Builds the self-contained proof from two conflicting attestations (any order). */
 export function signEquivocationProof(key: SigningKey, x: AttestationFrame, y: AttestationFrame): EquivocationFrame {
   const [a, b] = x.id < y.id ? [x, y] : [y, x]

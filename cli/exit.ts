@@ -1,0 +1,39 @@
+/**
+ * Exit codes (documented in README.md):
+ *   0  success; `inspect`: frame valid; `verify`/`verdict`: reproduced
+ *   1  a negative answer: frame invalid, verdict other than reproduced
+ *   2  usage or input/IO error (bad flags, missing file, node not running)
+ */
+import { RbqError } from '../protocol/index.js'
+
+export const EXIT_OK = 0
+export const EXIT_NEGATIVE = 1
+export const EXIT_USAGE = 2
+
+/** Thrown by commands to end with a given code after printing `message` to stderr. */
+export class CliExit extends Error {
+  constructor(
+    readonly exitCode: number,
+    message = ''
+  ) {
+    super(message)
+  }
+}
+
+export function printError(e: unknown): number {
+  if (e instanceof CliExit) {
+    if (e.message) process.stderr.write(`${e.message}\n`)
+    return e.exitCode
+  }
+  if (e instanceof RbqError) {
+    process.stderr.write(`rbq: ${e.message} [${e.code}]\n`)
+    return EXIT_USAGE
+  }
+  process.stderr.write(`rbq: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`)
+  return EXIT_USAGE
+}
+
+/** Writes JSON to stdout in one piece (stable 2-space form). */
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+}

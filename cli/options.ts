@@ -1,0 +1,37 @@
+/** Parsers for option values shared by several verbs; each failure is a USAGE error naming the flag. */
+import { InvalidArgumentError } from 'commander'
+import { canonicalPurl, RbqError, Sha256Hex } from '../protocol/index.js'
+
+const SHA256_RE = new RegExp(Sha256Hex.pattern as string)
+
+export function parseSha256Option(value: string): string {
+  const v = value.toLowerCase()
+  if (!SHA256_RE.test(v)) throw new InvalidArgumentError('expected 64 hex characters (a SHA-256 digest)')
+  return v
+}
+
+export function parsePositiveInt(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('expected a positive integer')
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer')
+  return n
+}
+
+export function parseNonNegativeInt(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer')
+  const n = Number(value)
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer')
+  return n
+}
+
+export function parsePurlOption(value: string): string {
+  try {
+    return canonicalPurl(value, '--package')
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof RbqError ? e.message : String(e))
+  }
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}

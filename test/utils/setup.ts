@@ -1,0 +1,2 @@
+// Loaded by vitest before every test file (vitest.config.ts).
+import '../../node/polyfills.js'
