@@ -60,7 +60,7 @@ export function checkWirePurl(text: string, field: string): ParsedPurl {
  * (version and qualifiers ignored). Examples: `pkg:deb/debian/*`, `pkg:deb/debian/lib*`,
  * `pkg:generic/myapp`, `*` (everything).
  */
-const PATTERN_RE = /^(?:\*|pkg:[a-z0-9.+*-]+(?:\/[A-Za-z0-9._~%+*@:-]+){0,8})$/
+const PATTERN_RE = /^(?:\*|pkg:[a-z0-9.+*-]+(?:\/[A-Za-z0-9._~%+*:-]+){0,8})$/
 export const MAX_PATTERN_LENGTH = 256
 
 export function checkPattern(pattern: unknown, field = 'scope'): string {
