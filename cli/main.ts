@@ -9,8 +9,10 @@ import { Command, CommanderError } from 'commander'
 import { VERSION } from '../node/version.js'
 import { EXIT_USAGE, printError } from './exit.js'
 import { registerAttest } from './commands/attest.js'
+import { registerDelegate } from './commands/delegate.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerKey } from './commands/key.js'
+import { registerVerdict } from './commands/verdict.js'
 
 export function buildProgram(): Command {
   const program = new Command('rbq')
@@ -18,9 +20,14 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride()
+    // Program options are read only before the verb, so a verb's own `--version N` (rbq delegate)
+    // is not taken for rbq's version flag.
+    .enablePositionalOptions()
   registerKey(program)
   registerAttest(program)
   registerInspect(program)
+  registerDelegate(program)
+  registerVerdict(program)
   return program
 }
 
