@@ -1,0 +1,339 @@
+/**
+ * A Debian archive suite as a feed: InRelease fetched and verified with gpgv against the Debian
+ * archive keyring, then Sources and Packages checked against the SHA256 list it signs.
+ * Everything lives in a cache dir of ours; the host's apt configuration is only read.
+ */
+import { createHash } from 'node:crypto'
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join, normalize } from 'node:path'
+import { promisify } from 'node:util'
+import { gunzip } from 'node:zlib'
+import { RbqError } from '../../../protocol/errors.js'
+import { hostArchiveLocation, type ArchiveLocation } from './apt-sources.js'
+import { parseChecksumList, parseParagraph, splitParagraphs, type Paragraph } from './deb822.js'
+import { downloadVerified, fetchBytes, type Expected } from './download.js'
+import { run } from './run.js'
+import { binNmuSuffix, compareVersions } from './version.js'
+
+export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
+
+export interface ArchiveOptions {
+  /** Our own cache (InRelease, indexes, pool files). */
+  cacheDir: string
+  /** Override the mirror/suite read from the host's apt sources. */
+  mirror?: string
+  suite?: string
+  /** Binary architecture whose Packages index is read (default: the host's). */
+  arch?: string
+  /** Where to read the host's apt sources from (default /etc/apt). */
+  etcApt?: string
+  keyring?: string
+  /** A cached InRelease younger than this is reused without asking the mirror (default 1 h). */
+  maxAgeMs?: number
+  signal?: AbortSignal
+}
+
+export interface ReleaseInfo {
+  suite: string | undefined
+  codename: string | undefined
+  date: Date
+  validUntil: Date | undefined
+  acquireByHash: boolean
+  /** path relative to dists/<suite>/ → signed digest */
+  sha256: Map<string, Expected>
+}
+
+export interface SourceFile {
+  name: string
+  sha256: string
+  size: number
+}
+
+export interface SourcePackage {
+  name: string
+  version: string
+  /** Pool directory, e.g. pool/main/b/base-files */
+  directory: string
+  /** Every file of the source package, the .dsc included, with digests from the signed Sources. */
+  files: SourceFile[]
+  dsc: SourceFile
+}
+
+export interface BinaryPackage {
+  name: string
+  version: string
+  architecture: string
+  /** Source version it was built from (differs from `version` for binNMUs). */
+  sourceVersion: string
+  /** `+bN` when this binary is a binNMU, else undefined. */
+  binNmu: string | undefined
+  /** Pool path, e.g. pool/main/h/hello/hello_2.10-3_amd64.deb */
+  filename: string
+  sha256: string
+  size: number
+}
+
+/** Debian architecture name of this machine. */
+export function hostArch(): string {
+  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ia32: 'i386', arm: 'armhf', ppc64: 'ppc64el', s390x: 's390x' }
+  return map[process.arch] ?? process.arch
+}
+
+/** Parses the signed text of an InRelease (or a Release file). */
+export function parseRelease(signedText: string): ReleaseInfo {
+  const p = parseParagraph(signedText.trim())
+  const date = parseDate(p.first('Date'))
+  if (date === undefined) throw new RbqError('FEED_ERROR', 'InRelease has no valid Date field')
+  const sha256 = new Map<string, Expected>()
+  for (const e of parseChecksumList(p.get('SHA256'))) sha256.set(e.name, { sha256: e.hash, size: e.size })
+  if (sha256.size === 0) throw new RbqError('FEED_ERROR', 'InRelease has no SHA256 list')
+  return {
+    suite: p.first('Suite'),
+    codename: p.first('Codename'),
+    date,
+    validUntil: parseDate(p.first('Valid-Until')),
+    acquireByHash: (p.first('Acquire-By-Hash') ?? '').toLowerCase() === 'yes',
+    sha256
+  }
+}
+
+function parseDate(v: string | undefined): Date | undefined {
+  if (v === undefined) return undefined
+  const ms = Date.parse(v)
+  return Number.isNaN(ms) ? undefined : new Date(ms)
+}
+
+/**
+ * Verifies an InRelease file with gpgv and returns the text that is actually signed (gpgv's
+ * --output), so unsigned text around the signature can never reach the parser. Like apt, at
+ * least one good signature from the keyring is required and no bad one is tolerated.
+ */
+export async function verifyInRelease(path: string, keyring = DEBIAN_KEYRING, signal?: AbortSignal): Promise<string> {
+  try {
+    await stat(keyring)
+  } catch {
+    throw new RbqError('BUILDER_UNAVAILABLE', `archive keyring ${keyring} not found (apt-get install debian-archive-keyring)`)
+  }
+  let r
+  try {
+    r = await run('gpgv', ['--status-fd', '2', '--keyring', keyring, '--output', '-', path], { signal, timeoutMs: 60_000 })
+  } catch (e) {
+    throw new RbqError('BUILDER_UNAVAILABLE', `cannot run gpgv (apt-get install gpgv): ${(e as Error).message}`, { cause: e })
+  }
+  const status = r.stderr.split('\n').filter((l) => l.startsWith('[GNUPG:] '))
+  const good = status.filter((l) => l.startsWith('[GNUPG:] GOODSIG ')).length
+  const bad = status.filter((l) => l.startsWith('[GNUPG:] BADSIG ')).length
+  if (good === 0 || bad > 0) {
+    throw new RbqError('FEED_ERROR', `InRelease signature not valid for ${keyring}: ${status.join('; ') || r.stderr.trim()}`)
+  }
+  return r.stdout.toString('utf8')
+}
+
+/** Decompresses an index by its file name: `.xz` with the xz tool, `.gz` with zlib. */
+async function decompress(path: string, signal?: AbortSignal): Promise<Buffer> {
+  if (path.endsWith('.gz')) return promisify(gunzip)(await readFile(path))
+  if (!path.endsWith('.xz')) return readFile(path)
+  let r
+  try {
+    r = await run('xz', ['-dc', path], { signal, timeoutMs: 120_000 })
+  } catch (e) {
+    throw new RbqError('BUILDER_UNAVAILABLE', `cannot run xz (apt-get install xz-utils): ${(e as Error).message}`, { cause: e })
+  }
+  if (r.code !== 0) throw new RbqError('FEED_ERROR', `xz -dc ${path} failed: ${r.stderr.trim()}`)
+  return r.stdout
+}
+
+/** Raw paragraphs grouped by a key; paragraphs are parsed only when looked up. */
+type ParagraphIndex = Map<string, string[]>
+
+function indexBy(text: string, keyOf: (raw: string) => string | undefined): ParagraphIndex {
+  const index: ParagraphIndex = new Map()
+  for (const raw of splitParagraphs(text)) {
+    const key = keyOf(raw)
+    if (key === undefined) continue
+    const list = index.get(key)
+    if (list === undefined) index.set(key, [raw])
+    else list.push(raw)
+  }
+  return index
+}
+
+const sourceKey = (raw: string): string | undefined => /^Package:[ \t]*(\S+)/m.exec(raw)?.[1]
+const binarySourceKey = (raw: string): string | undefined => /^Source:[ \t]*(\S+)/m.exec(raw)?.[1] ?? sourceKey(raw)
+
+// Parsed indexes by their signed sha256, shared by every DebianArchive of this process (a
+// Packages index is ~50 MB of text: parse it once per test run, not once per build).
+const parsedIndexes = new Map<string, Promise<ParagraphIndex>>()
+const MAX_PARSED_INDEXES = 2 // one Sources + one Packages: ~0.5 GB of heap together
+
+export class DebianArchive {
+  constructor(
+    readonly location: ArchiveLocation,
+    readonly arch: string,
+    readonly release: ReleaseInfo,
+    private readonly cacheDir: string
+  ) {}
+
+  /** URL of a pool path, e.g. pool/main/b/base-files/base-files_12.4.dsc */
+  poolUrl(path: string): string {
+    return `${this.location.mirror}/${safeRelative(path)}`
+  }
+
+  /** Where a pool file is cached locally (content-verified on every use). */
+  poolCachePath(path: string): string {
+    return join(this.cacheDir, 'mirror', safeRelative(path))
+  }
+
+  /** Downloads (or re-checks the cached copy of) a pool file against its signed digest. */
+  async fetchPoolFile(path: string, expected: Expected, signal?: AbortSignal): Promise<string> {
+    const local = this.poolCachePath(path)
+    await downloadVerified(this.poolUrl(path), local, expected, signal)
+    return local
+  }
+
+  /** The newest version of a source package in the suite (or exactly `version`). */
+  async sourcePackage(name: string, version?: string, signal?: AbortSignal): Promise<SourcePackage> {
+    const index = await this.index('main/source/Sources', sourceKey, signal)
+    const candidates = (index.get(name) ?? [])
+      .map(parseParagraph)
+      .filter((p) => (p.first('Extra-Source-Only') ?? 'no') !== 'yes') // kept only for Built-Using
+      .filter((p) => version === undefined || p.first('Version') === version)
+      .sort((a, b) => compareVersions(b.first('Version') ?? '', a.first('Version') ?? ''))
+    const p = candidates[0]
+    if (p === undefined) {
+      throw new RbqError('FEED_ERROR', `source package ${name}${version === undefined ? '' : ` ${version}`} is not in ${this.describe()}`)
+    }
+    return toSourcePackage(p)
+  }
+
+  /** The binaries in the Packages index that were built from this exact source version. */
+  async binaries(src: SourcePackage, signal?: AbortSignal): Promise<BinaryPackage[]> {
+    const index = await this.index(`main/binary-${this.arch}/Packages`, binarySourceKey, signal)
+    return (index.get(src.name) ?? [])
+      .map((raw) => toBinaryPackage(parseParagraph(raw), src.version))
+      .filter((b) => b.sourceVersion === src.version)
+  }
+
+  describe(): string {
+    return `${this.location.mirror} ${this.location.suite} main/${this.arch}`
+  }
+
+  /** Fetches (or reuses) the .xz or .gz flavour of an index listed in InRelease, checked by digest. */
+  private async index(base: string, keyOf: (raw: string) => string | undefined, signal?: AbortSignal): Promise<ParagraphIndex> {
+    const flavour = ['.xz', '.gz'].find((ext) => this.release.sha256.has(base + ext))
+    if (flavour === undefined) throw new RbqError('FEED_ERROR', `${base}.{xz,gz} not listed in InRelease of ${this.describe()}`)
+    const path = base + flavour
+    const expected = this.release.sha256.get(path) as Expected
+    const cached = parsedIndexes.get(expected.sha256)
+    if (cached !== undefined) return cached
+    const load = (async () => {
+      const local = join(this.cacheDir, 'indexes', `${expected.sha256}${flavour}`)
+      const byHash = path.replace(/[^/]+$/, `by-hash/SHA256/${expected.sha256}`)
+      const dists = `${this.location.mirror}/dists/${this.location.suite}`
+      await downloadVerified(`${dists}/${this.release.acquireByHash ? byHash : path}`, local, expected, signal)
+      return indexBy((await decompress(local, signal)).toString('utf8'), keyOf)
+    })()
+    parsedIndexes.set(expected.sha256, load)
+    load.catch(() => parsedIndexes.delete(expected.sha256))
+    while (parsedIndexes.size > MAX_PARSED_INDEXES) parsedIndexes.delete(parsedIndexes.keys().next().value as string)
+    return load
+  }
+}
+
+function toSourcePackage(p: Paragraph): SourcePackage {
+  const name = p.first('Package') ?? ''
+  const version = p.first('Version') ?? ''
+  const directory = p.first('Directory') ?? ''
+  const files = parseChecksumList(p.get('Checksums-Sha256')).map((e) => ({ name: e.name, sha256: e.hash, size: e.size }))
+  const dsc = files.find((f) => f.name.endsWith('.dsc'))
+  if (name === '' || version === '' || directory === '' || dsc === undefined) {
+    throw new RbqError('FEED_ERROR', `Sources entry for ${name || '?'} lacks Version, Directory or a .dsc in Checksums-Sha256`)
+  }
+  return { name, version, directory, files, dsc }
+}
+
+function toBinaryPackage(p: Paragraph, wantedSourceVersion: string): BinaryPackage {
+  const version = p.first('Version') ?? ''
+  const sourceField = /^\S+\s*\(([^)]+)\)/.exec(p.first('Source') ?? '')
+  const sourceVersion = sourceField?.[1] ?? version
+  return {
+    name: p.first('Package') ?? '',
+    version,
+    architecture: p.first('Architecture') ?? '',
+    sourceVersion,
+    binNmu: sourceVersion === wantedSourceVersion ? binNmuSuffix(version, sourceVersion) : undefined,
+    filename: p.first('Filename') ?? '',
+    sha256: (p.first('SHA256') ?? '').toLowerCase(),
+    size: Number(p.first('Size') ?? 'NaN')
+  }
+}
+
+/** Paths come from signed indexes, but never let one climb out of the mirror or the cache. */
+function safeRelative(path: string): string {
+  const n = normalize(path)
+  if (n.startsWith('/') || n.startsWith('..') || n.split('/').includes('..')) {
+    throw new RbqError('FEED_ERROR', `unsafe path in archive index: ${path}`)
+  }
+  return n
+}
+
+/**
+ * Opens a suite: finds the archive (options, else the host's apt sources), then fetches and
+ * verifies InRelease unless a verified copy younger than `maxAgeMs` is cached. Refuses an
+ * InRelease past its Valid-Until or older than the one already cached (rollback).
+ */
+export async function openArchive(opts: ArchiveOptions): Promise<DebianArchive> {
+  const host = opts.mirror !== undefined && opts.suite !== undefined ? undefined : await hostArchiveLocation(opts.etcApt)
+  const location: ArchiveLocation = {
+    mirror: (opts.mirror ?? host?.mirror ?? '').replace(/\/+$/, ''),
+    suite: opts.suite ?? host?.suite ?? ''
+  }
+  const arch = opts.arch ?? hostArch()
+  const keyring = opts.keyring ?? DEBIAN_KEYRING
+  const dir = join(opts.cacheDir, 'archive', archiveKey(location))
+  await mkdir(dir, { recursive: true })
+  const cachedPath = join(dir, 'InRelease')
+
+  let cached: ReleaseInfo | undefined
+  let cachedAge = Infinity
+  try {
+    cachedAge = Date.now() - (await stat(cachedPath)).mtimeMs
+    cached = parseRelease(await verifyInRelease(cachedPath, keyring, opts.signal))
+  } catch (e) {
+    if (e instanceof RbqError && e.code === 'BUILDER_UNAVAILABLE') throw e
+    if (cachedAge !== Infinity) await rm(cachedPath, { force: true }) // unreadable or tampered: refetch
+    cached = undefined
+  }
+
+  let release = cached
+  if (cached === undefined || cachedAge > (opts.maxAgeMs ?? 3_600_000) || isExpired(cached)) {
+    const url = `${location.mirror}/dists/${location.suite}/InRelease`
+    const fresh = `${cachedPath}.new`
+    await writeFile(fresh, await fetchBytes(url, opts.signal))
+    try {
+      release = parseRelease(await verifyInRelease(fresh, keyring, opts.signal))
+      if (cached !== undefined && release.date < cached.date) {
+        throw new RbqError('FEED_ERROR', `${url} is older (${release.date.toISOString()}) than the one already seen (${cached.date.toISOString()}): rollback refused`)
+      }
+    } catch (e) {
+      await rm(fresh, { force: true })
+      throw e
+    }
+    await rename(fresh, cachedPath)
+  }
+  if (release === undefined || isExpired(release)) {
+    throw new RbqError('FEED_ERROR', `InRelease of ${location.mirror} ${location.suite} expired on ${release?.validUntil?.toISOString()}`)
+  }
+  return new DebianArchive(location, arch, release, opts.cacheDir)
+}
+
+function isExpired(r: ReleaseInfo): boolean {
+  return r.validUntil !== undefined && r.validUntil.getTime() < Date.now()
+}
+
+/** Cache directory name for a mirror+suite: readable, and unique thanks to a digest suffix. */
+export function archiveKey(l: ArchiveLocation): string {
+  const readable = `${l.mirror.replace(/^https?:\/\//, '')}_${l.suite}`.replace(/[^A-Za-z0-9.+-]+/g, '_')
+  const digest = createHash('sha256').update(`${l.mirror} ${l.suite}`).digest('hex').slice(0, 12)
+  return `${readable}-${digest}`
+}

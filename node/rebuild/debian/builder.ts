@@ -1,0 +1,395 @@
+/**
+ * The Debian builder: rebuilds one source package of the archive in an isolated build root and
+ * compares every .deb with the archive's. Pipeline (each phase reported through OnProgress):
+ *
+ *   fetch     signed Sources entry → .dsc and files from the pool, each checked by SHA-256
+ *   buildroot cached mmdebstrap tarball unpacked; build deps installed inside it (network on)
+ *   build     dpkg-source -x, dpkg-buildpackage -b -uc -us as an unprivileged user, no network
+ *   compare   .deb digests vs the signed Packages index; diffoscope on mismatch (when installed)
+ *
+ * Throws RbqError when there is nothing to attest: CHECKSUM_MISMATCH (source or index does not
+ * match its signed digest), DOWNLOAD_FAILED (transient), FEED_ERROR, BUILDER_UNAVAILABLE,
+ * BUILD_TIMEOUT; an external abort rethrows the signal's reason. A package that does not build
+ * is an outcome, `failed`, with `failure.transient = false`.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { chown, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { PackageURL } from 'packageurl-js'
+import { RbqError } from '../../../protocol/errors.js'
+import type { Material, OnProgress, RebuildArtifact, RebuildResult, UpstreamArtifact } from '../types.js'
+import { openArchive, type ArchiveOptions, type BinaryPackage, type DebianArchive, type SourcePackage } from './archive.js'
+import { BUILD_USER, ensureBuildRoot, removeBuildRoot, requireRoot, runInBuildRoot, unpackBuildRoot } from './build-root.js'
+import { inputsDigest } from './buildinfo.js'
+import { parseParagraph, stripClearsign, type Paragraph } from './deb822.js'
+import { diffoscopeAvailable, runDiffoscope, summarizeDiff } from './diffoscope.js'
+import { sha256File } from './download.js'
+import { versionWithoutEpoch } from './version.js'
+
+export interface DebianBuildInput {
+  /** Source package name, e.g. `base-files`. */
+  source: string
+  /** Exact source version; default: the newest in the suite. */
+  version?: string
+}
+
+export interface DebianBuildOptions extends Omit<ArchiveOptions, 'signal'> {
+  /** An archive already opened (shares its parsed indexes); else opened from the options. */
+  archive?: DebianArchive
+  /** Where the log, the artifacts and reports are kept (default `<cacheDir>/builds/<src>_<ver>-<time>`). */
+  outDir?: string
+  /** Whole job, downloads included (default 3 h). The process group is killed at the deadline. */
+  timeoutMs?: number
+  signal?: AbortSignal
+  onProgress?: OnProgress
+  /** DEB_BUILD_OPTIONS parallel=N (recorded in the .buildinfo; default: CPU count). */
+  parallel?: number
+  /** Run diffoscope on mismatches when it is installed (default true). */
+  diffoscope?: boolean
+  diffoscopeTimeoutMs?: number
+  buildRootMaxAgeMs?: number
+  /** Keep the unpacked build root for inspection (default false). */
+  keepBuildRoot?: boolean
+}
+
+const BUILD_ENV = {
+  PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: BUILD_USER.home,
+  USER: BUILD_USER.name,
+  LOGNAME: BUILD_USER.name,
+  LC_ALL: 'C.UTF-8',
+  TZ: 'UTC'
+}
+const APT_ENV = { PATH: BUILD_ENV.PATH, HOME: '/root', LC_ALL: 'C.UTF-8', DEBIAN_FRONTEND: 'noninteractive' }
+const APT_OPTS = ['-q', '-o', 'Acquire::Languages=none', '-o', 'APT::Install-Recommends=false']
+
+/** purl of a Debian source package, e.g. pkg:deb/debian/hello@2.10-3?arch=source */
+export function debianSourcePurl(name: string, version: string): string {
+  return new PackageURL('deb', 'debian', name, version, { arch: 'source' }, undefined).toString()
+}
+
+interface Job {
+  archive: DebianArchive
+  src: SourcePackage
+  dsc: Paragraph
+  sourceFiles: Map<string, string> // name → local path (verified)
+  dir: string
+  root: string
+  buildDir: string // path inside the build root, e.g. /build/hello-2.10
+  log: WriteStream
+  logPath: string
+  signal: AbortSignal
+  progress: OnProgress
+  opts: DebianBuildOptions
+}
+
+export async function rebuildDebian(input: DebianBuildInput, opts: DebianBuildOptions): Promise<RebuildResult> {
+  const startedOn = new Date()
+  const timeoutMs = opts.timeoutMs ?? 3 * 3_600_000
+  const timeout = AbortSignal.timeout(timeoutMs)
+  const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
+  const progress: OnProgress = opts.onProgress ?? (() => {})
+  if (opts.parallel !== undefined && !(Number.isInteger(opts.parallel) && opts.parallel > 0)) {
+    throw new RbqError('CONFIG_INVALID', `parallel must be a positive integer, got ${opts.parallel}`)
+  }
+  try {
+    requireRoot()
+    progress({ phase: 'fetch', message: `reading the archive index for ${input.source}` })
+    const archive = opts.archive ?? (await openArchive({ ...opts, signal }))
+    const src = await archive.sourcePackage(input.source, input.version, signal)
+    const binaries = await archive.binaries(src, signal)
+    const sourceFiles = await fetchSources(archive, src, signal, progress)
+    const dsc = parseParagraph(stripClearsign(await readFile(sourceFiles.get(src.dsc.name) as string, 'utf8')).trim())
+    checkDscAgainstSources(dsc, src)
+
+    const dir = opts.outDir ?? join(opts.cacheDir, 'builds', `${src.name}_${versionWithoutEpoch(src.version)}-${stamp(startedOn)}`)
+    await mkdir(dir, { recursive: true })
+    const logPath = join(dir, 'build.log')
+    const log = createWriteStream(logPath)
+    const job: Job = {
+      archive, src, dsc, sourceFiles, dir, log, logPath, signal, progress, opts,
+      root: join(dir, 'root'),
+      buildDir: `/build/${src.name}-${versionWithoutEpoch(src.version)}`
+    }
+    try {
+      return await buildAndCompare(job, binaries, startedOn)
+    } finally {
+      await closeLog(log)
+      if (opts.keepBuildRoot !== true) await removeBuildRoot(job.root)
+    }
+  } catch (e) {
+    if (timeout.aborted) throw new RbqError('BUILD_TIMEOUT', `rebuild of ${input.source} exceeded ${timeoutMs} ms`, { cause: e })
+    if (opts.signal?.aborted === true) throw opts.signal.reason
+    throw e
+  }
+}
+
+async function fetchSources(archive: DebianArchive, src: SourcePackage, signal: AbortSignal, progress: OnProgress): Promise<Map<string, string>> {
+  const local = new Map<string, string>()
+  for (const f of src.files) {
+    progress({ phase: 'fetch', message: `fetching ${f.name} (${f.size} bytes)` })
+    local.set(f.name, await archive.fetchPoolFile(`${src.directory}/${f.name}`, f, signal))
+  }
+  progress({ phase: 'verify', message: `${src.files.length} source files match the signed Sources index` })
+  return local
+}
+
+/** The .dsc (already verified by digest) must name exactly the files the Sources entry lists. */
+function checkDscAgainstSources(dsc: Paragraph, src: SourcePackage): void {
+  const listed = (dsc.get('Checksums-Sha256') ?? '').split('\n').map((l) => l.trim().split(/\s+/)).filter((p) => p.length === 3)
+  for (const [hash, , name] of listed) {
+    const f = src.files.find((x) => x.name === name)
+    if (f === undefined || f.sha256 !== hash) {
+      throw new RbqError('CHECKSUM_MISMATCH', `${src.dsc.name} lists ${name} with sha256 ${hash}, not what the Sources index says`)
+    }
+  }
+}
+
+function buildDepends(dsc: Paragraph): string[] {
+  const join_ = (names: string[]): string =>
+    names.map((n) => dsc.get(n)).filter((v): v is string => v !== undefined && v.trim() !== '').join(', ').replace(/\s+/g, ' ').trim()
+  const deps = join_(['Build-Depends', 'Build-Depends-Arch', 'Build-Depends-Indep'])
+  const conflicts = join_(['Build-Conflicts', 'Build-Conflicts-Arch', 'Build-Conflicts-Indep'])
+  return [...(deps === '' ? [] : [deps]), ...(conflicts === '' ? [] : [`Conflicts: ${conflicts}`])]
+}
+
+async function buildAndCompare(job: Job, binaries: BinaryPackage[], startedOn: Date): Promise<RebuildResult> {
+  await prepareBuildRoot(job)
+  const depsProblem = await installBuildDeps(job)
+  if (depsProblem !== undefined) return failed(job, startedOn, depsProblem, undefined)
+  const build = await runBuild(job)
+  if (build.problem !== undefined) return failed(job, startedOn, build.problem, build.env)
+
+  const { artifacts, buildinfo } = await collectOutputs(job)
+  if (artifacts.length === 0 || buildinfo === undefined) return failed(job, startedOn, 'the build produced no .deb or no .buildinfo', build.env)
+  job.progress({ phase: 'compare', message: `comparing ${artifacts.length} .deb with ${job.archive.describe()}` })
+  const cmp = compareWithArchive(artifacts, binaries)
+  const diff = cmp.reproduced ? undefined : await explainMismatch(job, cmp)
+  job.progress({ phase: 'done', message: cmp.reproduced ? 'reproduced' : `mismatch${diff === undefined ? '' : ` [${diff.tags.join(', ')}]`}` })
+  return {
+    package: debianSourcePurl(job.src.name, job.src.version),
+    outcome: cmp.reproduced ? 'reproduced' : 'mismatch',
+    artifacts,
+    upstream: cmp.upstream,
+    inputs: { sha256: inputsDigest(buildinfo, job.src.files), materials: materials(job) },
+    backend: 'debian',
+    startedOn,
+    finishedOn: new Date(),
+    log: await logInfo(job),
+    ...(diff === undefined ? {} : { diff })
+  }
+}
+
+/** A fresh copy of the cached build root, with the source files in /build owned by the build user. */
+async function prepareBuildRoot(job: Job): Promise<void> {
+  const tarball = await ensureBuildRoot({
+    cacheDir: job.opts.cacheDir,
+    location: job.archive.location,
+    arch: job.archive.arch,
+    maxAgeMs: job.opts.buildRootMaxAgeMs,
+    keyring: job.opts.keyring,
+    signal: job.signal,
+    onProgress: job.progress
+  })
+  job.progress({ phase: 'buildroot', message: 'unpacking the build root' })
+  await unpackBuildRoot(tarball, job.root, job.signal)
+  await copyFile('/etc/resolv.conf', join(job.root, 'etc/resolv.conf')).catch(() => {}) // for apt only; the build has no network
+  const inRootBuild = join(job.root, 'build')
+  await mkdir(inRootBuild, { recursive: true })
+  for (const [name, path] of job.sourceFiles) await copyFile(path, join(inRootBuild, name))
+  for (const name of [...job.sourceFiles.keys(), '']) await chown(join(inRootBuild, name), BUILD_USER.uid, BUILD_USER.gid)
+}
+
+/** apt inside the build root, from the same suite. Returns why the deps cannot be installed, if so. */
+async function installBuildDeps(job: Job): Promise<string | undefined> {
+  const deps = buildDepends(job.dsc)
+  job.progress({ phase: 'buildroot', message: `installing build dependencies: ${deps.join('; ') || '(none)'}` })
+  const apt = `apt-get ${APT_OPTS.join(' ')}`
+  const script = `${apt} update && { [ $# -eq 0 ] || ${apt} -y satisfy "$@"; }`
+  const r = await step(job, 'buildroot', 'apt-get satisfy', ['/bin/sh', '-c', script, 'sh', ...deps], { network: true, asRoot: true, env: APT_ENV })
+  if (r.code === 0) return undefined
+  if (/Failed to fetch|Temporary failure|Could not resolve|Unable to connect|Connection failed|Hash Sum mismatch/i.test(r.stderr)) {
+    throw new RbqError('DOWNLOAD_FAILED', `installing build dependencies failed on the network: ${lastLines(r.stderr)}`)
+  }
+  return `build dependencies cannot be installed: ${lastLines(r.stderr)}`
+}
+
+/**
+ * As the build user, without network: unpack the source, read SOURCE_DATE_EPOCH from
+ * debian/changelog, run dpkg-buildpackage. `env` is set once the build itself could start.
+ */
+async function runBuild(job: Job): Promise<{ problem?: string; env?: Record<string, string> }> {
+  const unpackScript = 'set -e; umask 022; cd /build; dpkg-source --no-check -x "$1" "$2" >&2; cd "$2"; dpkg-parsechangelog -STimestamp'
+  const unpack = await step(job, 'build', 'dpkg-source -x', ['/bin/sh', '-c', unpackScript, 'sh', job.src.dsc.name, job.buildDir], { network: false, asRoot: false, env: BUILD_ENV })
+  const epoch = unpack.stdout.toString('utf8').trim()
+  if (unpack.code !== 0 || !/^\d+$/.test(epoch)) return { problem: `dpkg-source -x failed: ${lastLines(unpack.stderr)}` }
+
+  const env = { ...BUILD_ENV, SOURCE_DATE_EPOCH: epoch }
+  const parallel = job.opts.parallel ?? availableParallelism()
+  job.progress({ phase: 'build', message: `dpkg-buildpackage -b in ${job.buildDir}, SOURCE_DATE_EPOCH=${epoch}` })
+  const buildScript = `umask 022; cd "$1" && exec dpkg-buildpackage -b -uc -us -J${parallel}`
+  const r = await step(job, 'build', 'dpkg-buildpackage', ['/bin/sh', '-c', buildScript, 'sh', job.buildDir], { network: false, asRoot: false, env })
+  return r.code === 0 ? { env } : { problem: `dpkg-buildpackage exited with ${r.code ?? r.signal}: ${lastLines(r.stderr)}`, env }
+}
+
+/** Copies the outputs out of the build root; dbgsym .debs belong to the debug archive: not compared, not attested. */
+async function collectOutputs(job: Job): Promise<{ artifacts: RebuildArtifact[]; buildinfo: string | undefined }> {
+  const inRootBuild = join(job.root, 'build')
+  const outDir = join(job.dir, 'out')
+  await mkdir(outDir, { recursive: true })
+  const produced = (await readdir(inRootBuild)).filter((n) => /\.(u?deb|buildinfo|changes)$/.test(n))
+  for (const n of produced) await copyFile(join(inRootBuild, n), join(outDir, n))
+  const artifacts: RebuildArtifact[] = []
+  for (const name of produced.filter((n) => /\.u?deb$/.test(n) && !/-dbgsym_/.test(n)).sort()) {
+    const path = join(outDir, name)
+    artifacts.push({ name, path, ...(await sha256File(path)) })
+  }
+  const buildinfoName = produced.find((n) => n.endsWith('.buildinfo'))
+  return { artifacts, buildinfo: buildinfoName === undefined ? undefined : await readFile(join(outDir, buildinfoName), 'utf8') }
+}
+
+/** One command in the build root, its output appended to the build log and streamed as progress. */
+async function step(
+  job: Job,
+  phase: 'buildroot' | 'build',
+  title: string,
+  argv: string[],
+  how: { network: boolean; asRoot: boolean; env: Record<string, string> }
+): Promise<Awaited<ReturnType<typeof runInBuildRoot>>> {
+  job.log.write(`\n### rbq: ${title} (${how.asRoot ? 'root' : BUILD_USER.name}, network ${how.network ? 'on' : 'off'})\n`)
+  const r = await runInBuildRoot(job.root, argv, {
+    ...how,
+    log: job.log,
+    signal: job.signal,
+    onLine: (line) => job.progress({ phase, message: title, logLine: line })
+  })
+  if (r.aborted || r.timedOut) throw job.signal.reason ?? new RbqError('BUILD_TIMEOUT', `${title} did not finish`)
+  return r
+}
+
+interface Comparison {
+  reproduced: boolean
+  upstream: UpstreamArtifact[]
+  differing: { artifact: RebuildArtifact; upstream: BinaryPackage }[]
+  binNmu: { ours: string; archive: string }[] // the archive only has a binNMU of that package
+  noUpstream: string[] // our .deb names the archive does not have
+  missing: string[] // archive .deb names we did not produce
+}
+
+/**
+ * Pairs every produced .deb with the archive's file of the same name. `reproduced` needs every
+ * pair identical and nothing missing either way. A binNMU in the archive (`+bN`: an extra
+ * changelog entry and a later toolchain we cannot know) can never match: it is reported as a
+ * mismatch tagged `binnmu`, without diffoscope.
+ */
+export function compareWithArchive(artifacts: RebuildArtifact[], binaries: BinaryPackage[]): Comparison {
+  const byName = new Map(binaries.map((b) => [basename(b.filename), b]))
+  const used = new Set<BinaryPackage>()
+  const c: Comparison = { reproduced: false, upstream: [], differing: [], binNmu: [], noUpstream: [], missing: [] }
+  for (const a of artifacts) {
+    const [pkg, , archPart] = a.name.split('_')
+    const arch = archPart?.replace(/\.u?deb$/, '')
+    const same = byName.get(a.name)
+    const nmu = binaries.find((b) => b.name === pkg && b.architecture === arch && b.binNmu !== undefined)
+    const up = same ?? nmu
+    if (up === undefined) {
+      c.noUpstream.push(a.name)
+      continue
+    }
+    used.add(up)
+    c.upstream.push({ name: basename(up.filename), sha256: up.sha256 })
+    if (same === undefined) c.binNmu.push({ ours: a.name, archive: basename(up.filename) })
+    else if (same.sha256 !== a.sha256) c.differing.push({ artifact: a, upstream: same })
+  }
+  c.missing = binaries.filter((b) => !used.has(b)).map((b) => basename(b.filename))
+  c.reproduced = c.differing.length === 0 && c.binNmu.length === 0 && c.noUpstream.length === 0 && c.missing.length === 0
+  return c
+}
+
+async function explainMismatch(job: Job, cmp: Comparison): Promise<{ tags: string[]; summary: string }> {
+  const tags = new Set<string>()
+  const lines: string[] = []
+  if (cmp.differing.length > 0) lines.push(`differs from the archive: ${cmp.differing.map((d) => d.artifact.name).join(', ')}`)
+  if (cmp.binNmu.length > 0) {
+    tags.add('binnmu')
+    const pairs = cmp.binNmu.map((b) => `${b.ours} (archive: ${b.archive})`).join(', ')
+    lines.push(`the archive has binNMUs, rebuilt with an extra changelog entry we cannot know: ${pairs}`)
+  }
+  if (cmp.noUpstream.length > 0) {
+    tags.add('no-upstream')
+    lines.push(`not in the archive: ${cmp.noUpstream.join(', ')}`)
+  }
+  if (cmp.missing.length > 0) {
+    tags.add('missing-artifact')
+    lines.push(`in the archive but not produced: ${cmp.missing.join(', ')}`)
+  }
+  const useDiffoscope = job.opts.diffoscope !== false && cmp.differing.length > 0 && (await diffoscopeAvailable())
+  for (const { artifact, upstream } of useDiffoscope ? cmp.differing : []) {
+    job.progress({ phase: 'diff', message: `diffoscope ${artifact.name}` })
+    const official = await job.archive.fetchPoolFile(upstream.filename, upstream, job.signal)
+    const report = await runDiffoscope(official, artifact.path, join(job.dir, `diffoscope-${artifact.name}.txt`), {
+      timeoutMs: job.opts.diffoscopeTimeoutMs ?? 600_000,
+      signal: job.signal
+    })
+    for (const t of report.tags) tags.add(t)
+    lines.push(report.text === undefined || report.text === '' ? `${artifact.name}: ${report.note}` : summarizeDiff(artifact.name, report.text))
+  }
+  if (cmp.differing.length > 0 && !useDiffoscope) lines.push('(diffoscope not run: not installed or disabled)')
+  return { tags: [...tags].sort(), summary: lines.join('\n').slice(0, 4000) }
+}
+
+/** A package that does not build: deterministic, attested as `failed` with the .dsc as subject. */
+async function failed(job: Job, startedOn: Date, reason: string, env: Record<string, string> | undefined): Promise<RebuildResult> {
+  job.progress({ phase: 'done', message: `failed: ${reason}` })
+  const { src } = job
+  // Inputs: a source-type .buildinfo of the build root as it was (dsc + Installed-Build-Depends).
+  let buildinfo = `Source: ${src.name}\nVersion: ${src.version}\n`
+  if (env !== undefined) {
+    const r = await runInBuildRoot(job.root, ['/bin/sh', '-c', 'cd "$1" && dpkg-genbuildinfo --build=source -O', 'sh', job.buildDir], {
+      network: false,
+      asRoot: false,
+      env,
+      signal: job.signal,
+      timeoutMs: 120_000
+    })
+    if (r.code === 0) buildinfo = r.stdout.toString('utf8')
+  }
+  await writeFile(join(job.dir, 'inputs.buildinfo'), buildinfo) // what the inputs digest was computed from
+  job.log.write(`\n### rbq: failed: ${reason}\n`)
+  const dscPath = job.sourceFiles.get(src.dsc.name) as string
+  return {
+    package: debianSourcePurl(src.name, src.version),
+    outcome: 'failed',
+    artifacts: [{ name: src.dsc.name, sha256: src.dsc.sha256, size: src.dsc.size, path: dscPath }],
+    upstream: [],
+    inputs: { sha256: inputsDigest(buildinfo, src.files), materials: materials(job) },
+    backend: 'debian',
+    startedOn,
+    finishedOn: new Date(),
+    log: await logInfo(job),
+    failure: { reason, transient: false, code: 'BUILD_FAILED' }
+  }
+}
+
+function materials(job: Job): Material[] {
+  return job.src.files.map((f) => ({ uri: job.archive.poolUrl(`${job.src.directory}/${f.name}`), sha256: f.sha256 }))
+}
+
+/** Closes the build log (nothing is written after this) and digests it. */
+async function logInfo(job: Job): Promise<{ path: string; sha256: string; size: number }> {
+  await closeLog(job.log)
+  return { path: job.logPath, ...(await sha256File(job.logPath)) }
+}
+
+function closeLog(log: WriteStream): Promise<void> {
+  return log.writableEnded ? Promise.resolve() : new Promise((resolve) => log.end(resolve))
+}
+
+function lastLines(text: string, n = 3): string {
+  return text.trim().split('\n').slice(-n).join(' | ').slice(0, 500)
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+}
