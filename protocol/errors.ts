@@ -47,7 +47,10 @@ export const ERROR_CODES = [
   'API_ERROR',
   'UNAUTHORIZED',
   'NOT_FOUND',
-  'USAGE' // bad command-line usage
+  'USAGE', // bad command-line usage
+  'INTERNAL', // a bug or an unexpected runtime failure, not the input's fault (e.g. ingest: IGNORE, never REJECT)
+  'UNSUPPORTED_MEDIA_TYPE', // HTTP API: a request body in a content type the route does not take
+  'TOPIC_MISMATCH' // gossip: a frame whose kind does not belong to the topic it arrived on (REJECT)
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isRbqError } from '../../protocol/errors.js'
 import { archiveKey, openArchive, verifyInRelease, type DebianArchive } from '../../node/rebuild/debian/archive.js'
-import { ensureBuildRoot } from '../../node/rebuild/debian/build-root.js'
+import { sharedDebianCache } from '../utils/debian-cache.js'
 import { rebuildDebian, type DebianBuildOptions } from '../../node/rebuild/debian/builder.js'
 import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/doctor.js'
 import { sha256File } from '../../node/rebuild/debian/download.js'
@@ -26,8 +26,7 @@ if (unavailable !== undefined && !inCI) console.log(`skipping Debian rebuild tes
 const MIN = 60_000
 
 describe.skipIf(unavailable !== undefined && !inCI)('Debian rebuilds against the real archive', () => {
-  // RBQ_DEBIAN_TEST_CACHE reuses a cache across runs on a developer machine; CI gets a fresh one.
-  const keepCache = process.env.RBQ_DEBIAN_TEST_CACHE !== undefined
+  // One cache for the whole test run (test/utils/global-setup.ts), shared with other Debian tests.
   let cacheDir: string
   let archive: DebianArchive
   let opts: DebianBuildOptions
@@ -35,17 +34,14 @@ describe.skipIf(unavailable !== undefined && !inCI)('Debian rebuilds against the
 
   beforeAll(async () => {
     if (unavailable !== undefined) throw new Error(`CI=true but the Debian builder cannot run here:\n${unavailable}`)
-    cacheDir = process.env.RBQ_DEBIAN_TEST_CACHE ?? (await mkdtemp(join(tmpdir(), 'rbq-debian-e2e-')))
-    archive = await openArchive({ cacheDir })
     const t0 = Date.now()
-    await ensureBuildRoot({ cacheDir, location: archive.location, arch: archive.arch })
-    timings.push(`build root (${archive.location.suite}): ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    ;({ cacheDir, archive } = await sharedDebianCache())
+    timings.push(`archive + build root (${archive.location.suite}): ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     opts = { cacheDir, archive, timeoutMs: 15 * MIN }
   }, 30 * MIN)
 
-  afterAll(async () => {
+  afterAll(() => {
     console.log(`Debian rebuild timings:\n  ${timings.join('\n  ')}`)
-    if (cacheDir !== undefined && !keepCache) await rm(cacheDir, { recursive: true, force: true })
   })
 
   const phases = new Map<string, Set<string>>()
@@ -99,20 +95,26 @@ describe.skipIf(unavailable !== undefined && !inCI)('Debian rebuilds against the
   }, 20 * MIN)
 
   it('refuses a source file whose digest differs from the signed Sources index, building nothing', async () => {
-    const src = await archive.sourcePackage('base-files')
-    const dscPool = `${src.directory}/${src.dsc.name}`
-    const cached = await archive.fetchPoolFile(dscPool, src.dsc)
-    await writeFile(cached, 'Format: 3.0 (native)\nSource: base-files\nBuild-Depends: evil\n')
-    const buildsBefore = await readdir(join(cacheDir, 'builds')).catch(() => [])
-    const err = await rebuildDebian({ source: 'base-files' }, opts).then(
-      () => undefined,
-      (e: unknown) => e
-    )
-    expect(isRbqError(err, 'CHECKSUM_MISMATCH'), String(err)).toBe(true)
-    expect(String((err as Error).message)).toContain(src.dsc.sha256)
-    expect(await readdir(join(cacheDir, 'builds')).catch(() => [])).toEqual(buildsBefore)
-    // The bad copy is gone: the next attempt downloads the real file again.
-    expect((await sha256File(await archive.fetchPoolFile(dscPool, src.dsc))).sha256).toBe(src.dsc.sha256)
+    // A private cache: the shared one is in use by other test files, which must not see the forgery.
+    const privateCache = await mkdtemp(join(tmpdir(), 'rbq-debian-forged-'))
+    try {
+      const own = await openArchive({ cacheDir: privateCache })
+      const src = await own.sourcePackage('base-files')
+      const dscPool = `${src.directory}/${src.dsc.name}`
+      const cached = await own.fetchPoolFile(dscPool, src.dsc)
+      await writeFile(cached, 'Format: 3.0 (native)\nSource: base-files\nBuild-Depends: evil\n')
+      const err = await rebuildDebian({ source: 'base-files' }, { cacheDir: privateCache, archive: own, timeoutMs: 5 * MIN }).then(
+        () => undefined,
+        (e: unknown) => e
+      )
+      expect(isRbqError(err, 'CHECKSUM_MISMATCH'), String(err)).toBe(true)
+      expect(String((err as Error).message)).toContain(src.dsc.sha256)
+      expect(await readdir(join(privateCache, 'builds')).catch(() => [])).toEqual([])
+      // The bad copy is gone: the next attempt downloads the real file again.
+      expect((await sha256File(await own.fetchPoolFile(dscPool, src.dsc))).sha256).toBe(src.dsc.sha256)
+    } finally {
+      await rm(privateCache, { recursive: true, force: true })
+    }
   }, 5 * MIN)
 
   it('refuses an InRelease whose signed text was altered', async () => {

@@ -1,0 +1,90 @@
+/**
+ * The store's key layout: one LevelDB, one sublevel per bucket (prefix `!<2-digit number>!`),
+ * keys built from fixed components joined by NUL.
+ *
+ * NUL never occurs inside a component: ids and digests are hex, wire purls are canonical
+ * (control characters percent-encoded), artifact names exclude control characters by schema,
+ * seqs are zero-padded decimals. So `prefix + SEP` bounds a prefix scan exactly, and
+ * lexicographic key order is (component 1, component 2, …) order, with seqs in numeric order.
+ */
+import { RbqError } from '../../protocol/index.js'
+
+/**
+ * One entry per bucket; the number is the on-disk prefix, so a number is never reused:
+ * retire a bucket by commenting it out and leaving its number taken.
+ */
+export enum Bucket {
+  schema = 0, // 'version' -> store layout version (json number)
+  frame = 1, // frame id -> canonical frame bytes
+  framesBySha256 = 2, // subject sha256 \0 frame id -> ''  (attestations, every subject)
+  framesByArtifact = 3, // package purl \0 artifact name \0 frame id -> ''  (attestations, every subject)
+  attestationBySeq = 4, // builder keyid \0 seq (16 digits) \0 frame id -> payload digest (hex)
+  delegationByDelegate = 5, // delegate keyid \0 frame id -> ''
+  proofByKey = 6, // equivocating keyid -> frame id of the first accepted proof
+  keyStats = 7, // signer keyid -> KeyStats (json): stored frames/bytes, highest and highest contiguous seq
+  frameCount = 8, // statement kind -> number of stored frames of that kind (json number)
+  jobs = 9, // rebuild scheduler: job key -> job (json; layout owned by node/rebuild)
+  watched = 10, // watched artifacts: key -> record (json; layout owned by the verdict engine / API)
+  meta = 11 // node meta: name -> value (json; e.g. first-start time, settings that must survive restarts)
+}
+
+/** Store layout version written in Bucket.schema; bump with a migration when keys change. */
+export const STORE_LAYOUT_VERSION = 1
+
+/** Sublevel name of a bucket. */
+export function bucketName(bucket: Bucket): string {
+  return String(bucket).padStart(2, '0')
+}
+
+export const SEP = '\x00'
+/** Upper bound of a prefix scan: every key starting with `p + SEP` sorts below `p + AFTER_SEP`. */
+const AFTER_SEP = '\x01'
+
+/** Digits of Number.MAX_SAFE_INTEGER: every valid seq fits, so string order = numeric order. */
+const SEQ_DIGITS = 16
+
+export interface KeyRange {
+  gte: string
+  lt: string
+}
+
+function join(parts: readonly string[]): string {
+  for (const part of parts) {
+    if (part.includes(SEP)) throw new RbqError('STORE_ERROR', 'store key component contains NUL')
+  }
+  return parts.join(SEP)
+}
+
+/** All keys whose leading components equal `parts`. */
+export function prefixRange(...parts: string[]): KeyRange {
+  const prefix = join(parts)
+  return { gte: prefix + SEP, lt: prefix + AFTER_SEP }
+}
+
+/** The last component of a key (the frame id in every index bucket). */
+export function lastPart(key: string): string {
+  return key.slice(key.lastIndexOf(SEP) + 1)
+}
+
+export function seqPart(seq: number): string {
+  return String(seq).padStart(SEQ_DIGITS, '0')
+}
+
+export const keys = {
+  bySha256: (sha256: string, id: string) => join([sha256, id]),
+  byArtifact: (pkg: string, artifact: string, id: string) => join([pkg, artifact, id]),
+  attestationBySeq: (keyid: string, seq: number, id: string) => join([keyid, seqPart(seq), id]),
+  delegationByDelegate: (delegate: string, id: string) => join([delegate, id])
+}
+
+/** Keys of Bucket.attestationBySeq for `keyid` with fromSeq <= seq <= toSeq. */
+export function seqRange(keyid: string, fromSeq: number, toSeq: number): KeyRange {
+  const from = seqPart(Math.max(0, Math.trunc(fromSeq)))
+  const to = seqPart(Math.min(Number.MAX_SAFE_INTEGER, Math.trunc(toSeq)))
+  return { gte: join([keyid, from]) + SEP, lt: join([keyid, to]) + AFTER_SEP }
+}
+
+export function parseAttestationBySeq(key: string): { keyid: string; seq: number; id: string } {
+  const [keyid = '', seq = '', id = ''] = key.split(SEP)
+  return { keyid, seq: Number(seq), id }
+}

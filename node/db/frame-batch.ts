@@ -1,0 +1,143 @@
+/**
+ * Turns verified frames into the operations of ONE atomic LevelDB batch: each frame, all of its
+ * index entries, and the counters they change (per-key stats, per-kind counts). Nothing is
+ * written here; the store commits `ops` in one `db.batch()` and adopts the new counters only
+ * after the write succeeded, so a failed write leaves neither half a frame nor drifted counters.
+ */
+import type { StatementKind, VerifiedFrame } from '../../protocol/index.js'
+import { Bucket, keys } from './buckets.js'
+import type { KeyStats, PutOutcome } from './types.js'
+
+export interface BatchOp {
+  bucket: Bucket
+  key: string
+  value: unknown
+}
+
+/** An entry of Bucket.attestationBySeq. */
+export interface SeqEntry {
+  id: string
+  payloadDigest: string
+}
+
+/** Committed state the batch builder consults (implemented by Store). */
+export interface CommittedState {
+  keyStats(keyid: string): Promise<KeyStats>
+  seqEntries(keyid: string, seq: number): Promise<SeqEntry[]>
+  hasSeq(keyid: string, seq: number): Promise<boolean>
+  hasProof(keyid: string): boolean
+  counts(): Record<StatementKind, number>
+}
+
+const DUPLICATE: PutOutcome = { status: 'duplicate', conflictsWith: [] }
+
+export class FrameBatch {
+  readonly ops: BatchOp[] = []
+  /** Working copies of the stats of every key this batch touches. */
+  readonly stats = new Map<string, KeyStats>()
+  readonly counts: Record<StatementKind, number>
+  readonly proofKeys = new Set<string>()
+  private readonly ids = new Set<string>()
+  private readonly committedMaxSeq = new Map<string, number>()
+  /** `keyid SEP seq` -> entries added by this batch. */
+  private readonly pendingSeq = new Map<string, SeqEntry[]>()
+
+  constructor(private readonly committed: CommittedState) {
+    this.counts = { ...committed.counts() }
+  }
+
+  /** Stages one frame; `alreadyStored` comes from one hasMany() over the whole batch. */
+  async add(frame: VerifiedFrame, alreadyStored: boolean): Promise<PutOutcome> {
+    if (alreadyStored || this.ids.has(frame.id)) return DUPLICATE
+    let conflictsWith: string[] = []
+    switch (frame.kind) {
+      case 'attestation': {
+        const staged = await this.addAttestation(frame)
+        if (staged === undefined) return DUPLICATE
+        conflictsWith = staged
+        break
+      }
+      case 'delegation':
+        this.put(Bucket.delegationByDelegate, keys.delegationByDelegate(frame.statement.delegate.keyid, frame.id), '')
+        break
+      case 'equivocation': {
+        // The first valid proof per key is kept; any later one proves nothing new.
+        const keyid = frame.proof.keyid
+        if (this.committed.hasProof(keyid) || this.proofKeys.has(keyid)) return DUPLICATE
+        this.proofKeys.add(keyid)
+        this.put(Bucket.proofByKey, keyid, frame.id)
+        break
+      }
+    }
+    this.ids.add(frame.id)
+    this.put(Bucket.frame, frame.id, frame.bytes)
+    const stats = await this.statsOf(frame.signer.keyid)
+    stats.frames += 1
+    stats.bytes += frame.bytes.length
+    this.counts[frame.kind] += 1
+    return { status: 'stored', conflictsWith }
+  }
+
+  /** Final operations: staged frames and indexes, then the changed counters. */
+  finish(): BatchOp[] {
+    for (const [keyid, stats] of this.stats) this.put(Bucket.keyStats, keyid, stats)
+    for (const [kind, n] of Object.entries(this.counts)) this.put(Bucket.frameCount, kind, n)
+    return this.ops
+  }
+
+  /** Returns the conflicting frame ids, or undefined when the same statement is already stored. */
+  private async addAttestation(frame: VerifiedFrame & { kind: 'attestation' }): Promise<string[] | undefined> {
+    const keyid = frame.signer.keyid
+    const { predicate, subject } = frame.statement
+    const seq = predicate.builder.seq
+    const stats = await this.statsOf(keyid)
+    const committedMax = this.committedMaxSeq.get(keyid) ?? 0
+    const existing = [...(seq <= committedMax ? await this.committed.seqEntries(keyid, seq) : []), ...(this.pendingSeq.get(seqKey(keyid, seq)) ?? [])]
+    // Same statement under another signature (a second valid Ed25519 signature of one payload):
+    // nothing new, and keeping it would make (keyid, seq) look like an equivocation.
+    if (existing.some((e) => e.payloadDigest === frame.payloadDigest)) return undefined
+
+    for (const s of subject) {
+      this.put(Bucket.framesBySha256, keys.bySha256(s.digest.sha256, frame.id), '')
+      this.put(Bucket.framesByArtifact, keys.byArtifact(predicate.package, s.name, frame.id), '')
+    }
+    this.put(Bucket.attestationBySeq, keys.attestationBySeq(keyid, seq, frame.id), frame.payloadDigest)
+    const pending = this.pendingSeq.get(seqKey(keyid, seq)) ?? []
+    pending.push({ id: frame.id, payloadDigest: frame.payloadDigest })
+    this.pendingSeq.set(seqKey(keyid, seq), pending)
+
+    stats.maxSeq = Math.max(stats.maxSeq, seq)
+    if (seq === stats.contiguousSeq + 1) stats.contiguousSeq = await this.contiguousFrom(keyid, seq, committedMax)
+    return existing.map((e) => e.id)
+  }
+
+  /** Walks up from a seq known to be present while the next one is stored or staged. */
+  private async contiguousFrom(keyid: string, seq: number, committedMax: number): Promise<number> {
+    let top = seq
+    for (;;) {
+      const next = top + 1
+      const present = this.pendingSeq.has(seqKey(keyid, next)) || (next <= committedMax && (await this.committed.hasSeq(keyid, next)))
+      if (!present) return top
+      top = next
+    }
+  }
+
+  private async statsOf(keyid: string): Promise<KeyStats> {
+    let stats = this.stats.get(keyid)
+    if (stats === undefined) {
+      const committed = await this.committed.keyStats(keyid)
+      this.committedMaxSeq.set(keyid, committed.maxSeq)
+      stats = { ...committed }
+      this.stats.set(keyid, stats)
+    }
+    return stats
+  }
+
+  private put(bucket: Bucket, key: string, value: unknown): void {
+    this.ops.push({ bucket, key, value })
+  }
+}
+
+function seqKey(keyid: string, seq: number): string {
+  return `${keyid}\x00${seq}`
+}

@@ -1,0 +1,127 @@
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { Store } from '../../../../node/db/store.js'
+import { seqFileFor } from '../../../../node/identity/seq-counter.js'
+import { IngestPipeline } from '../../../../node/ingest/pipeline.js'
+import { Publisher, type AttestationInit } from '../../../../node/ingest/publisher.js'
+import { SOFTWARE } from '../../../../node/version.js'
+import { generateSigningKey, isRbqError, type VerifiedFrame } from '../../../../protocol/index.js'
+import { makeTempDir } from '../../../utils/tmp.js'
+import { hex64, PKG } from '../db/fixtures.js'
+
+const key = generateSigningKey()
+const other = generateSigningKey()
+
+let dir: string
+let cleanup: () => Promise<void>
+let node: { store: Store; pipeline: IngestPipeline; publisher: Publisher; published: VerifiedFrame[] } | undefined
+
+beforeEach(async () => {
+  ;({ dir, cleanup } = await makeTempDir('rbq-publisher-'))
+})
+afterEach(async () => {
+  await stopNode()
+  await cleanup()
+})
+
+/** The parts of a node that publish: store, pipeline, publisher (a restart = stopNode + startNode). */
+async function startNode() {
+  const store = await Store.open(join(dir, 'db'))
+  const pipeline = new IngestPipeline({ store }, { reporterKey: key, workers: 0 })
+  await pipeline.start()
+  const publisher = new Publisher({ pipeline, store }, { key, seqFile: seqFileFor(join(dir, 'signing.key')) })
+  await publisher.start()
+  const published: VerifiedFrame[] = []
+  publisher.on('published', (f) => published.push(f))
+  node = { store, pipeline, publisher, published }
+  return node
+}
+
+async function stopNode(): Promise<void> {
+  if (node === undefined) return
+  await node.publisher.stop()
+  await node.pipeline.stop()
+  if (node.store.isOpen) await node.store.close()
+  node = undefined
+}
+
+function rebuild(n: number): AttestationInit {
+  return {
+    package: PKG,
+    subject: [{ name: `hello_${n}.deb`, sha256: hex64(n) }],
+    outcome: 'built',
+    upstream: [],
+    inputs: { sha256: hex64(n + 1000), materials: [] },
+    backend: 'debian',
+    startedOn: new Date('2026-01-01T00:00:00Z'),
+    finishedOn: new Date('2026-01-01T00:05:00Z')
+  }
+}
+
+describe('Publisher', () => {
+  it('signs attestations with increasing seqs, stores them, then announces them', async () => {
+    const { publisher, store, published } = await startNode()
+    const a = await publisher.attest(rebuild(1))
+    const b = await publisher.attest(rebuild(2))
+    expect([a.statement.predicate.builder.seq, b.statement.predicate.builder.seq]).toEqual([1, 2])
+    expect(a.statement.predicate.builder).toMatchObject({ id: key.publicKey.keyid, backend: 'debian', software: SOFTWARE })
+    expect(published.map((f) => f.id)).toEqual([a.id, b.id])
+    expect(await store.getFrame(b.id)).toEqual(b.bytes)
+    expect((await store.seqSummary()).get(key.publicKey.keyid)).toBe(2)
+  })
+
+  it('continues above the last persisted seq after a restart', async () => {
+    await (await startNode()).publisher.attest(rebuild(1))
+    await node!.publisher.attest(rebuild(2))
+    await stopNode()
+    const { publisher, store } = await startNode()
+    const c = await publisher.attest(rebuild(3))
+    expect(c.statement.predicate.builder.seq).toBe(3)
+    expect(await store.count('attestation')).toBe(3)
+  })
+
+  it('continues above the store when the seq file was lost', async () => {
+    await (await startNode()).publisher.attest(rebuild(1))
+    await node!.publisher.attest(rebuild(2))
+    await stopNode()
+    await rm(seqFileFor(join(dir, 'signing.key')))
+    const { publisher } = await startNode()
+    expect((await publisher.attest(rebuild(3))).statement.predicate.builder.seq).toBe(3)
+  })
+
+  it('persists the seq before signing: a failed store write burns the seq, never reuses it', async () => {
+    const { publisher, store, published } = await startNode()
+    const first = await publisher.attest(rebuild(1))
+    const level = store.sublevel('meta').db
+    const diskFull = () => {
+      throw new Error('ENOSPC: no space left on device')
+    }
+    level.hooks.prewrite.add(diskFull)
+    const failed = await publisher.attest(rebuild(2)).catch((e: unknown) => e)
+    expect(isRbqError(failed, 'STORE_ERROR')).toBe(true)
+    expect(JSON.parse(await readFile(seqFileFor(join(dir, 'signing.key')), 'utf8'))).toEqual({ keyid: key.publicKey.keyid, lastSeq: 2 })
+    level.hooks.prewrite.delete(diskFull)
+    const next = await publisher.attest(rebuild(2))
+    expect(next.statement.predicate.builder.seq).toBe(3)
+    expect(published.map((f) => f.id)).toEqual([first.id, next.id])
+  })
+
+  it('publishes delegations; re-signing the same one returns the stored frame', async () => {
+    const { publisher, store, published } = await startNode()
+    const init = {
+      delegate: { keyid: other.publicKey.keyid, publicKey: other.publicKey.text },
+      name: 'builder-2',
+      scope: ['pkg:deb/debian/*'],
+      maxDepth: 0,
+      version: 1,
+      expires: new Date('2030-01-01T00:00:00Z'),
+      revoked: false
+    }
+    const d = await publisher.delegate(init)
+    expect(d.statement.delegator).toBe(key.publicKey.keyid)
+    expect((await publisher.delegate(init)).id).toBe(d.id)
+    expect(published.map((f) => f.id)).toEqual([d.id])
+    expect(await store.delegationIdsByDelegate(other.publicKey.keyid)).toEqual([d.id])
+  })
+})
