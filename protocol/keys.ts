@@ -58,13 +58,36 @@ export function publicKeyFromRaw(raw: Uint8Array, field = 'publicKey'): PublicKe
   return { raw: copy, keyid: keyIdOf(copy), text: PUBLIC_KEY_PREFIX + toBase64Url(copy) }
 }
 
+/** Inserts into a bounded cache, evicting the oldest entry (Map keeps insertion order). */
+function remember<K, V>(cache: Map<K, V>, max: number, key: K, value: V): void {
+  if (cache.size >= max) {
+    const oldest = cache.keys().next().value
+    if (oldest !== undefined) cache.delete(oldest)
+  }
+  cache.set(key, value)
+}
+
+/**
+ * Keys that passed the rule, by text form. The point decode + small-order check costs as much
+ * as a signature verification, and a network sees the same few keys over and over. Bounded;
+ * oldest evicted first. Only accepted keys are cached, so a refusal always re-runs the rule.
+ */
+const ACCEPTED_KEY_CACHE_MAX = 10_000
+const acceptedKeys = new Map<string, PublicKey>()
+
 /** Parses `ed25519:<base64url, no padding>`. */
 export function parsePublicKey(text: unknown, field = 'publicKey'): PublicKey {
+  if (typeof text === 'string') {
+    const cached = acceptedKeys.get(text)
+    if (cached !== undefined) return cached
+  }
   if (typeof text !== 'string' || !text.startsWith(PUBLIC_KEY_PREFIX)) {
     throw new RbqError('KEY_INVALID', `${field}: expected "${PUBLIC_KEY_PREFIX}<base64url>"`, { field })
   }
   const raw = fromBase64Url(text.slice(PUBLIC_KEY_PREFIX.length), field)
-  return publicKeyFromRaw(raw, field)
+  const pk = publicKeyFromRaw(raw, field)
+  remember(acceptedKeys, ACCEPTED_KEY_CACHE_MAX, text, pk)
+  return pk
 }
 
 // --- node:crypto key objects -------------------------------------------------------------
@@ -78,11 +101,7 @@ export function publicKeyObject(pk: PublicKey): KeyObject {
   if (ko === undefined) {
     // JWK import is about twice as fast as DER/SPKI import.
     ko = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: toBase64Url(pk.raw) }, format: 'jwk' })
-    if (keyObjectCache.size >= KEY_OBJECT_CACHE_MAX) {
-      const oldest = keyObjectCache.keys().next().value
-      if (oldest !== undefined) keyObjectCache.delete(oldest)
-    }
-    keyObjectCache.set(pk.keyid, ko)
+    remember(keyObjectCache, KEY_OBJECT_CACHE_MAX, pk.keyid, ko)
   }
   return ko
 }
