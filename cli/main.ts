@@ -12,6 +12,7 @@ import { registerAttest } from './commands/attest.js'
 import { registerDelegate } from './commands/delegate.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerKey } from './commands/key.js'
+import { registerNode } from './commands/node.js'
 import { registerVerdict } from './commands/verdict.js'
 
 export function buildProgram(): Command {
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerInspect(program)
   registerDelegate(program)
   registerVerdict(program)
+  registerNode(program)
   return program
 }
 

@@ -12,7 +12,7 @@ export interface Checker<T extends TSchema> {
 }
 
 /** `/envelope/signatures/0/sig` → `envelope.signatures[0].sig` */
-function fieldOf(root: string, pointer: string): string {
+export function fieldOf(root: string, pointer: string): string {
   let out = root
   for (const part of pointer.split('/').slice(1)) {
     const key = part.replace(/~1/g, '/').replace(/~0/g, '~')

@@ -27,6 +27,8 @@ export const SYNC_MAX_REQUEST_BYTES = 64 * 1024
 export const SYNC_MAX_SUMMARY_KEYS = 4096
 /** Most ranges in one frames-request. */
 export const SYNC_MAX_RANGES = 256
+/** Most runs per key in a summary; a node holding more merges the rest into the last one. */
+export const SYNC_MAX_RUNS = 64
 /** Most frames in one response (frames-request or set-request), across all its messages. */
 export const SYNC_MAX_BATCH_FRAMES = 512
 /** Most bytes in one response: the sum of its message lengths (prefixes excluded). */
@@ -40,17 +42,16 @@ export type SyncSet = (typeof SYNC_SETS)[number]
 const strict = { additionalProperties: false } as const
 const KeyIdHex = Type.String({ pattern: '^[0-9a-f]{64}$' })
 const FrameIdHex = KeyIdHex
-const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
 const PositiveSeq = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
-/** 16 lowercase hex digits, or "" when the key has no frame above its contiguous prefix. */
-const TailDigest = Type.String({ pattern: '^(|[0-9a-f]{16})$' })
 const Limit = Type.Integer({ minimum: 1, maximum: SYNC_MAX_BATCH_FRAMES })
-
-/** `[keyid, contiguous, highest, tail]`: see summaryEntryFor. */
-const SummaryEntrySchema = Type.Tuple([KeyIdHex, Seq, Seq, TailDigest])
+/** `[from, to]`, inclusive: seqs a node holds for a key. */
+const RunSchema = Type.Tuple([PositiveSeq, PositiveSeq])
+/** `[keyid, runs]`: the seqs held for a key as ascending, disjoint, non-adjacent runs (see summaryRuns). */
+const SummaryEntrySchema = Type.Tuple([KeyIdHex, Type.Array(RunSchema, { minItems: 1, maxItems: SYNC_MAX_RUNS })])
 /** `[keyid, from, to]`, inclusive. */
 const SeqRangeSchema = Type.Tuple([KeyIdHex, PositiveSeq, PositiveSeq])
-const SetDigestSchema = Type.Object({ count: Seq, digest: KeyIdHex }, strict)
+const SetDigestSchema = Type.Object({ count: Count, digest: KeyIdHex }, strict)
 
 const SummaryRequestSchema = Type.Object({ type: Type.Literal('summary-request'), after: Type.Optional(KeyIdHex) }, strict)
 const FramesRequestSchema = Type.Object(
@@ -82,6 +83,7 @@ const EndSchema = Type.Object(
   strict
 )
 
+export type Run = Static<typeof RunSchema>
 export type SummaryEntry = Static<typeof SummaryEntrySchema>
 export type SeqRange = Static<typeof SeqRangeSchema>
 export type SetDigest = Static<typeof SetDigestSchema>
@@ -150,51 +152,68 @@ export function decodeSyncResponse(bytes: Uint8Array): SyncResponseMessage {
 }
 
 // --- summaries ---------------------------------------------------------------------------
+//
+// A summary lists, per signing key, the attestation seqs the node holds as runs: the first run
+// starting at 1 is the key's highest contiguous seq, later runs are what it holds above a gap.
+// Gaps are normal and often permanent (a crash may skip a reserved seq), so they are described
+// exactly instead of re-fetching everything above them.
 
 /**
- * A key's summary entry from the sorted, distinct seqs this node holds for it:
- * `contiguous` = highest n with 1..n all held (0 if seq 1 is missing), `highest` = largest held,
- * `tail` = tailDigest of the seqs above `contiguous` ("" when there are none).
+ * Runs for a summary entry: at most SYNC_MAX_RUNS; beyond that the tail is merged into one run
+ * (a requester then asks for seqs the responder only partly holds, and drops the duplicates).
  */
-export function summaryEntryFor(keyid: KeyId, contiguous: number, seqsAboveContiguous: readonly number[]): SummaryEntry {
-  const highest = seqsAboveContiguous.length === 0 ? contiguous : Math.max(contiguous, ...seqsAboveContiguous)
-  return [keyid, contiguous, highest, tailDigest(seqsAboveContiguous)]
-}
-
-/** First 16 hex digits of SHA-256 over the ascending seqs in decimal joined by ","; "" for none. */
-export function tailDigest(seqs: readonly number[]): string {
-  if (seqs.length === 0) return ''
-  const sorted = [...new Set(seqs)].sort((a, b) => a - b)
-  return sha256Hex(sorted.join(',')).slice(0, 16)
+export function summaryRuns(runs: readonly Run[]): Run[] {
+  if (runs.length <= SYNC_MAX_RUNS) return runs.map(([f, t]) => [f, t])
+  const kept = runs.slice(0, SYNC_MAX_RUNS - 1).map(([f, t]): Run => [f, t])
+  kept.push([(runs[SYNC_MAX_RUNS - 1] as Run)[0], (runs[runs.length - 1] as Run)[1]])
+  return kept
 }
 
 /** Requester-side checks of a summary page against its request. */
 export function checkSummary(request: SummaryRequest, summary: SummaryMessage): void {
   let previous = request.after ?? ''
-  summary.keys.forEach(([keyid, contiguous, highest, tail], i) => {
+  summary.keys.forEach(([keyid, runs], i) => {
     const field = `sync summary.keys[${i}]`
     if (!(keyid > previous)) throw violation(`${field}: key ids must be strictly ascending and after the requested cursor`, field)
-    if (highest < contiguous) throw violation(`${field}: highest ${highest} is below contiguous ${contiguous}`, field)
-    if ((highest > contiguous) !== (tail !== '')) throw violation(`${field}: tail digest must be present exactly when highest > contiguous`, field)
+    let end = -1
+    for (const [from, to] of runs) {
+      if (from > to || from <= end + 1) throw violation(`${field}: runs must be ascending, disjoint and non-adjacent`, field)
+      end = to
+    }
     previous = keyid
   })
-  if (summary.next !== undefined && summary.next !== previous) {
-    throw violation('sync summary.next: must equal the last key id of the page', 'sync summary.next')
+  if (summary.next !== undefined && (summary.keys.length === 0 || summary.next !== previous)) {
+    throw violation('sync summary.next: must equal the last key id of a non-empty page', 'sync summary.next')
   }
 }
 
-/**
- * The ranges to ask a peer for, given our entry for each key and the peer's summary page.
- * A key is wanted when the peer may hold a seq we lack: a longer contiguous prefix, a higher
- * seq, or different seqs above a gap. The range starts right after our contiguous prefix, so
- * frames above our gaps are fetched too (the ones we already hold are dropped as duplicates).
- */
-export function wantedRanges(local: (keyid: KeyId) => SummaryEntry | undefined, remote: readonly SummaryEntry[]): SeqRange[] {
+/** Seqs in `remote` and not in `local` (both ascending, disjoint). */
+export function subtractRuns(remote: readonly Run[], local: readonly Run[]): Run[] {
+  const out: Run[] = []
+  let j = 0
+  for (const [from, to] of remote) {
+    let cursor = from
+    while (j < local.length && (local[j] as Run)[1] < cursor) j++
+    let k = j
+    while (cursor <= to) {
+      const l = local[k]
+      if (l === undefined || l[0] > to) {
+        out.push([cursor, to])
+        break
+      }
+      if (l[0] > cursor) out.push([cursor, l[0] - 1])
+      cursor = Math.max(cursor, l[1] + 1)
+      k++
+    }
+  }
+  return out
+}
+
+/** The ranges to ask a peer for: per key of its summary page, the seqs it holds that we lack. */
+export function wantedRanges(localRuns: (keyid: KeyId) => readonly Run[] | undefined, remote: readonly SummaryEntry[]): SeqRange[] {
   const out: SeqRange[] = []
-  for (const [keyid, rContiguous, rHighest, rTail] of remote) {
-    const [, lContiguous, lHighest, lTail] = local(keyid) ?? [keyid, 0, 0, '']
-    if (rHighest <= lContiguous) continue
-    if (rContiguous > lContiguous || rHighest > lHighest || rTail !== lTail) out.push([keyid, lContiguous + 1, rHighest])
+  for (const [keyid, runs] of remote) {
+    for (const [from, to] of subtractRuns(runs, localRuns(keyid) ?? [])) out.push([keyid, from, to])
   }
   return out
 }

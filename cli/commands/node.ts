@@ -1,0 +1,50 @@
+/**
+ * `rbq node start [--config FILE] [--data DIR]`: runs the node until SIGINT or SIGTERM, then
+ * stops it cleanly (reverse start order, store flushed). Prints nothing on stdout; structured
+ * logs go to stderr. A second signal during shutdown ends the process at once (default action).
+ */
+import type { Command } from 'commander'
+import { loadConfig } from '../../node/config.js'
+import { RbqNode } from '../../node/node.js'
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const
+
+/** Resolves on the first SIGINT/SIGTERM; later signals get the default action again. */
+function nextSignal(): { received: Promise<NodeJS.Signals>; cancel: () => void } {
+  let cancel = (): void => {}
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    const handler = (signal: NodeJS.Signals): void => {
+      cancel()
+      resolve(signal)
+    }
+    cancel = () => {
+      for (const s of SIGNALS) process.off(s, handler)
+    }
+    for (const s of SIGNALS) process.on(s, handler)
+  })
+  return { received, cancel }
+}
+
+export function registerNode(program: Command): void {
+  const node = program.command('node').description('run a rebuild-quorum node')
+
+  node
+    .command('start')
+    .description('start the node in the foreground until SIGINT/SIGTERM (logs: JSON lines on stderr)')
+    .option('--config <file>', 'TOML config file (default: <data dir>/config.toml when present, else built-in defaults)')
+    .option('--data <dir>', 'data directory (overrides data_dir; default $RBQ_DATA_DIR or ~/.local/share/rbq)')
+    .action(async (opts: { config?: string; data?: string }) => {
+      const config = await loadConfig({ ...(opts.config === undefined ? {} : { file: opts.config }), ...(opts.data === undefined ? {} : { dataDir: opts.data }) })
+      // Listen before starting, so a signal during a slow start still shuts down cleanly.
+      const signal = nextSignal()
+      let running: RbqNode
+      try {
+        running = await RbqNode.start({ config })
+      } catch (e) {
+        signal.cancel()
+        throw e
+      }
+      running.logger.info({ signal: await signal.received }, 'shutting down')
+      await running.stop()
+    })
+}

@@ -1,0 +1,85 @@
+/**
+ * What the API's routes share: the node parts they read (components), the services built
+ * over them, and the route description each route file returns (registered by server.ts and
+ * listed in /openapi.json by openapi.ts).
+ */
+import type { TSchema } from '@sinclair/typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Libp2p } from '@libp2p/interface'
+import type { Store } from '../db/store.js'
+import type { IngestResult, IngestSource } from '../ingest/types.js'
+import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import type { PublicKey, VerifiedFrame } from '../../protocol/index.js'
+import type { StatusResponse } from '../../protocol/api.js'
+import type { EventHub } from './events.js'
+import type { PolicyFile } from './policy-file.js'
+import type { VerdictService } from './verdict-service.js'
+import type { WatchList } from './watch-list.js'
+
+/** The ingest pipeline as the API uses it (node/ingest/pipeline.ts IngestPipeline). */
+export interface ApiIngest {
+  submit(bytes: Uint8Array, source: IngestSource): Promise<IngestResult>
+  submitMany(frames: readonly Uint8Array[], source: IngestSource): Promise<IngestResult[]>
+  on(event: 'stored', listener: (frame: VerifiedFrame, source: IngestSource) => void): unknown
+  off(event: 'stored', listener: (frame: VerifiedFrame, source: IngestSource) => void): unknown
+}
+
+/** The rebuild scheduler as the API uses it. */
+export interface ApiRebuilds {
+  /** Queues a rebuild of a canonical purl; `status` says what happened (e.g. queued, already-queued). */
+  requestRebuild(purl: string): Promise<{ status: string; detail?: string }>
+  stats(): { queued: number; running: number }
+}
+
+export interface ApiComponents {
+  store: Store
+  metrics?: Metrics
+  logger?: Logger
+  /** The node's signing key (public half), shown by /v1/status. */
+  publicKey?: PublicKey
+  /** The libp2p host: peer id, addresses, connections (/v1/status, /v1/peers). */
+  libp2p?: Pick<Libp2p, 'peerId' | 'getMultiaddrs' | 'getConnections'>
+  /** Frames submitted through the API go through it; its `stored` events feed events and watches. */
+  ingest?: ApiIngest
+  rebuilds?: ApiRebuilds
+  /** Catch-up state for /v1/status. */
+  sync?: () => StatusResponse['sync']
+}
+
+export type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+
+export interface ApiRoute {
+  method: 'GET' | 'POST'
+  url: string
+  summary: string
+  /** Write route: needs `Authorization: Bearer <token>`. */
+  auth?: boolean
+  schema: {
+    querystring?: TSchema
+    params?: TSchema
+    body?: TSchema
+    response?: Record<number, TSchema>
+  }
+  /**
+   * Raw bodies: media type → body limit in bytes. The handler gets `req.body` as a Buffer, and
+   * `schema.body` only documents it. Without it, bodies are JSON (depth-checked) and validated.
+   */
+  raw?: Readonly<Record<string, number>>
+  /** Media type of a successful answer (default application/json). */
+  produces?: string
+  bodyLimit?: number
+  handler: Handler
+}
+
+export interface ApiContext {
+  readonly components: ApiComponents
+  readonly verdicts: VerdictService
+  readonly watch: WatchList
+  readonly events: EventHub
+  readonly policy: PolicyFile
+  readonly dataDir: string
+  readonly startedAt: Date
+  /** Base URL the server listens on (after start). */
+  url(): string
+}

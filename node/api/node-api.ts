@@ -1,0 +1,60 @@
+/**
+ * The API's place in the composition root (node/node.ts): builds the ApiServer over the node's
+ * parts, as configured by [api]. Kept here so node.ts needs one call in its API section.
+ */
+import type { Libp2p } from '@libp2p/interface'
+import type { ApiConfig } from '../config.js'
+import type { Store } from '../db/store.js'
+import type { IngestPipeline } from '../ingest/pipeline.js'
+import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import type { PublicKey } from '../../protocol/index.js'
+import type { StatusResponse } from '../../protocol/api.js'
+import type { ApiRebuilds } from './context.js'
+import { ApiServer } from './server.js'
+
+export interface NodeApiParts {
+  dataDir: string
+  config: ApiConfig
+  store: Store
+  pipeline: IngestPipeline
+  metrics: Metrics
+  logger: Logger
+  publicKey: PublicKey
+  libp2p?: Pick<Libp2p, 'peerId' | 'getMultiaddrs' | 'getConnections'>
+  /** Peers a catch-up session runs or waits for (node/p2p/sync.ts activePeers). */
+  syncingPeers?: () => readonly string[]
+  rebuilds?: ApiRebuilds
+}
+
+/** Catch-up state from the sync service's active sessions. */
+function syncStatus(syncingPeers: () => readonly string[]): StatusResponse['sync'] {
+  const n = syncingPeers().length
+  return n === 0 ? { state: 'idle' } : { state: 'catching-up', detail: `catching up with ${n} ${n === 1 ? 'peer' : 'peers'}` }
+}
+
+/** Starts the API unless [api] enabled = false; undefined then. */
+export async function startNodeApi(parts: NodeApiParts): Promise<ApiServer | undefined> {
+  if (!parts.config.enabled) return undefined
+  const { syncingPeers } = parts
+  const server = new ApiServer(
+    {
+      store: parts.store,
+      metrics: parts.metrics,
+      logger: parts.logger,
+      publicKey: parts.publicKey,
+      ingest: parts.pipeline,
+      ...(parts.libp2p === undefined ? {} : { libp2p: parts.libp2p }),
+      ...(syncingPeers === undefined ? {} : { sync: () => syncStatus(syncingPeers) }),
+      ...(parts.rebuilds === undefined ? {} : { rebuilds: parts.rebuilds })
+    },
+    {
+      dataDir: parts.dataDir,
+      host: parts.config.host,
+      ...(parts.config.port === undefined ? {} : { port: parts.config.port }),
+      ...(parts.config.policy === undefined ? {} : { policyFile: parts.config.policy })
+    }
+  )
+  await server.start()
+  return server
+}

@@ -1,0 +1,83 @@
+/**
+ * The node's trust policy file (`<data>/policy.toml` unless configured), re-read when it changes
+ * on disk (`rbq trust add` edits it while the node runs). A stat per request is the whole cost
+ * of noticing; the parsed policy is kept until the file's identity (inode, size, mtime) changes.
+ */
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { API_MAX_POLICY_BYTES } from '../../protocol/api.js'
+import { RbqError } from '../../protocol/index.js'
+import { parsePolicy, type Policy } from '../consensus/policy.js'
+import { readFileBounded } from '../files.js'
+
+export const POLICY_FILE_NAME = 'policy.toml'
+
+export function policyPath(dataDir: string): string {
+  return join(dataDir, POLICY_FILE_NAME)
+}
+
+export type PolicyState =
+  | { readonly file: string; readonly generation: number; readonly policy: Policy; readonly error?: undefined }
+  | { readonly file: string; readonly generation: number; readonly policy?: undefined; readonly error: RbqError }
+
+/** Parses policy text from an API request, naming `policy` as the source in line references. */
+export function parseRequestPolicy(text: string): Policy {
+  try {
+    return parsePolicy(text, 'policy')
+  } catch (e) {
+    if (e instanceof RbqError) throw new RbqError(e.code, e.message, { field: 'policy', cause: e })
+    throw e
+  }
+}
+
+export async function readPolicyFile(file: string): Promise<Policy> {
+  const bytes = await readFileBounded(file, API_MAX_POLICY_BYTES, 'policy file')
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new RbqError('POLICY_INVALID', `${file}: not valid UTF-8`)
+  }
+  return parsePolicy(text, file)
+}
+
+export class PolicyFile {
+  private stamp = ''
+  private state: PolicyState
+  private loading: Promise<PolicyState> | undefined
+
+  constructor(readonly file: string) {
+    this.state = { file, generation: 0, error: new RbqError('POLICY_INVALID', `policy file ${file} not read yet`) }
+  }
+
+  /** The current policy or the reason there is none; `generation` grows on every change. */
+  current(): Promise<PolicyState> {
+    this.loading ??= this.refresh().finally(() => (this.loading = undefined))
+    return this.loading
+  }
+
+  private async refresh(): Promise<PolicyState> {
+    let stamp: string
+    try {
+      const st = await fs.stat(this.file)
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`
+    } catch (e) {
+      stamp = `missing:${(e as NodeJS.ErrnoException).code ?? ''}`
+    }
+    if (stamp === this.stamp) return this.state
+    const generation = this.state.generation + 1
+    try {
+      this.state = { file: this.file, generation, policy: await readPolicyFile(this.file) }
+    } catch (e) {
+      const error =
+        e instanceof RbqError && e.code === 'FILE_NOT_FOUND'
+          ? new RbqError('POLICY_INVALID', `the node has no trust policy: ${this.file} does not exist (create it with \`rbq init\` or \`rbq trust add\`, or send a policy with the request)`)
+          : e instanceof RbqError
+            ? e
+            : new RbqError('POLICY_INVALID', `${this.file}: ${(e as Error).message}`, { cause: e })
+      this.state = { file: this.file, generation, error }
+    }
+    this.stamp = stamp
+    return this.state
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The node's local HTTP API (fastify 5), `/v1`, on 127.0.0.1 by default. Every route declares
+ * TypeBox schemas (validated by the TypeBox compiler, so bodies and query strings are strict:
+ * unknown fields are refused, the offending field is named) and is listed in /openapi.json.
+ *
+ * Bodies are JSON (bounded depth, protocol parseJson) except POST /v1/attestations, which takes
+ * frames as raw bytes (their canonical bytes are what is verified and stored). Limits: 256 KiB
+ * per body, 8 MiB for batches (POST /v1/verdicts, POST /v1/watch) and JSON-lines frame uploads,
+ * one frame + LF for a single frame; over a limit → 413. Write routes need the bearer token of
+ * `<data>/api.token` (token.ts), checked before the body is read. Errors: errors.ts.
+ *
+ * On start the server writes its URL to `<data>/api.url`, so `rbq --data DIR` finds a node on
+ * any port; the file is removed on stop.
+ */
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { Type, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { Value } from '@sinclair/typebox/value'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Counter, Gauge, Histogram } from 'prom-client'
+import { API_MAX_BODY_BYTES, DEFAULT_API_HOST, DEFAULT_API_PORT, MEDIA_JSON, type FrameEvent } from '../../protocol/api.js'
+import { parseJson, RbqError, type VerifiedFrame } from '../../protocol/index.js'
+import { fieldOf } from '../../protocol/schema.js'
+import { silentLogger, type Logger } from '../logger.js'
+import { VERSION } from '../version.js'
+import type { ApiComponents, ApiContext, ApiRoute } from './context.js'
+import { errorReply, SchemaViolation } from './errors.js'
+import { EventHub } from './events.js'
+import { openApiDocument } from './openapi.js'
+import { PolicyFile, policyPath } from './policy-file.js'
+import { attestationRoutes } from './routes/attestations.js'
+import { eventRoutes } from './routes/events.js'
+import { metricsRoutes } from './routes/metrics.js'
+import { rebuildRoutes } from './routes/rebuilds.js'
+import { statusRoutes } from './routes/status.js'
+import { verdictRoutes } from './routes/verdicts.js'
+import { watchRoutes } from './routes/watch.js'
+import { bearerToken, loadOrCreateApiToken, tokenMatches } from './token.js'
+import { VerdictService } from './verdict-service.js'
+import { WatchList } from './watch-list.js'
+
+export { type ApiComponents } from './context.js'
+
+export const API_URL_FILE = 'api.url'
+
+const NO_QUERY = Type.Object({}, { additionalProperties: false })
+
+export interface ApiServerInit {
+  /** The node's data dir: api.token, api.url and (by default) policy.toml live there. */
+  dataDir: string
+  /** Default 127.0.0.1. */
+  host?: string
+  /** Unset: 4778, or a free port when 4778 is taken; set: that port or fail (0: a free port). See `url` after start. */
+  port?: number
+  /** Default `<dataDir>/policy.toml`. */
+  policyFile?: string
+  /** Default `<dataDir>/api.token`. */
+  tokenFile?: string
+  /** SSE heartbeat period in ms (default 15 s). */
+  heartbeatMs?: number
+  /** How often watched verdicts are checked for trust changes without new frames (default 5 s). */
+  watchCheckMs?: number
+  /** Write `<dataDir>/api.url` (default true). */
+  writeUrlFile?: boolean
+}
+
+export class ApiServer {
+  readonly verdicts: VerdictService
+  readonly watch: WatchList
+  readonly events: EventHub
+  readonly policy: PolicyFile
+  private readonly app: FastifyInstance
+  private readonly log: Logger
+  private readonly routes: ApiRoute[]
+  private readonly context: ApiContext
+  private token = ''
+  private baseUrl = ''
+  private started = false
+  private readonly metrics: { requests?: Counter<'route' | 'method' | 'status'>; duration?: Histogram<'route'> }
+
+  constructor(
+    private readonly components: ApiComponents,
+    private readonly init: ApiServerInit
+  ) {
+    this.log = (components.logger ?? silentLogger()).child({ component: 'api' })
+    this.policy = new PolicyFile(init.policyFile ?? policyPath(init.dataDir))
+    this.verdicts = new VerdictService({ store: components.store, policy: this.policy })
+    this.events = new EventHub(init.heartbeatMs === undefined ? {} : { heartbeatMs: init.heartbeatMs })
+    this.watch = new WatchList(
+      { store: components.store, verdicts: this.verdicts, onChange: (e) => this.events.publishVerdict(e), logger: this.log },
+      init.watchCheckMs === undefined ? {} : { checkIntervalMs: init.watchCheckMs }
+    )
+    this.context = {
+      components,
+      verdicts: this.verdicts,
+      watch: this.watch,
+      events: this.events,
+      policy: this.policy,
+      dataDir: init.dataDir,
+      startedAt: new Date(),
+      url: () => this.baseUrl
+    }
+    const m = components.metrics
+    this.metrics = {
+      requests: m?.counter({ name: 'rbq_api_requests_total', help: 'API requests answered, by route, method and HTTP status', labelNames: ['route', 'method', 'status'] }),
+      duration: m?.histogram({
+        name: 'rbq_api_request_duration_seconds',
+        help: 'API request duration by route',
+        labelNames: ['route'],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
+      })
+    }
+    const streams: Gauge | undefined = m?.gauge({
+      name: 'rbq_api_event_streams',
+      help: 'Clients following GET /v1/events',
+      collect: () => streams?.set(this.events.size)
+    })
+    this.routes = [
+      ...statusRoutes(this.context),
+      ...verdictRoutes(this.context),
+      ...attestationRoutes(this.context),
+      ...rebuildRoutes(this.context),
+      ...watchRoutes(this.context),
+      ...eventRoutes(this.context),
+      ...metricsRoutes(this.context, () => openApiDocument(this.routes, { version: VERSION, url: this.baseUrl }))
+    ]
+    this.app = this.build()
+  }
+
+  /** Base URL, e.g. http://127.0.0.1:4778 (after start). */
+  get url(): string {
+    return this.baseUrl
+  }
+
+  /** The routes as registered (method, url, schemas): what /openapi.json describes. */
+  get routeList(): readonly ApiRoute[] {
+    return this.routes
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    const tokenFile = this.init.tokenFile ?? join(this.init.dataDir, 'api.token')
+    const { token, created } = await loadOrCreateApiToken(tokenFile)
+    this.token = token
+    if (created) this.log.info({ file: tokenFile }, 'API token created')
+    await this.watch.start()
+    this.components.ingest?.on('stored', this.onStored)
+    this.events.start()
+    const host = this.init.host ?? DEFAULT_API_HOST
+    await this.listen(host)
+    const address = this.app.server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : this.init.port ?? DEFAULT_API_PORT
+    this.baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+    if (this.init.writeUrlFile !== false) await fs.writeFile(join(this.init.dataDir, API_URL_FILE), this.baseUrl + '\n', { mode: 0o644 })
+    if (host !== DEFAULT_API_HOST && host !== '::1' && host !== 'localhost') this.log.warn({ host }, 'API listens beyond loopback: reads need no token')
+    this.started = true
+    this.log.info({ url: this.baseUrl }, 'API listening')
+  }
+
+  /** The configured port, else 4778, else (taken) any free port: clients read <data>/api.url. */
+  private async listen(host: string): Promise<void> {
+    const port = this.init.port ?? DEFAULT_API_PORT
+    try {
+      await this.app.listen({ host, port })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw new RbqError('CONFIG_INVALID', `API cannot listen on ${host}:${port}: ${(e as Error).message}`, { cause: e })
+      if (this.init.port !== undefined) throw new RbqError('CONFIG_INVALID', `API port ${port} on ${host} is in use (another rbq node?): set another [api] port`, { cause: e })
+      this.log.warn({ port }, 'default API port in use; listening on a free port (see api.url in the data dir)')
+      await this.app.listen({ host, port: 0 })
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.components.ingest?.off('stored', this.onStored)
+    this.events.stop()
+    await this.app.close()
+    await this.watch.stop()
+    if (this.init.writeUrlFile !== false) {
+      const file = join(this.init.dataDir, API_URL_FILE)
+      const text = await fs.readFile(file, 'utf8').catch(() => '')
+      if (text.trim() === this.baseUrl) await fs.rm(file, { force: true })
+    }
+  }
+
+  /** A frame was stored (any source): announce it and re-evaluate the watches it affects. */
+  private readonly onStored = (frame: VerifiedFrame): void => {
+    this.events.publishFrame(frame.kind, frameEvent(frame))
+    this.watch.notify([frame])
+  }
+
+  private build(): FastifyInstance {
+    const app = Fastify({
+      logger: false,
+      bodyLimit: API_MAX_BODY_BYTES,
+      forceCloseConnections: true,
+      return503OnClosing: true,
+      // Querystring arrays (?a=1&a=2) reach the schema, which refuses them.
+      routerOptions: { ignoreTrailingSlash: true, maxParamLength: 128 }
+    })
+    app.setValidatorCompiler(({ schema, httpPart }) => routeValidator(schema as TSchema, httpPart))
+    // Answers are built from typed values: plain JSON.stringify (response schemas document them).
+    app.setSerializerCompiler(() => (data) => JSON.stringify(data))
+    app.removeAllContentTypeParsers()
+    app.addContentTypeParser(MEDIA_JSON, { parseAs: 'string' }, (_req, body, done) => {
+      try {
+        if (body === '') throw new RbqError('JSON_MALFORMED', 'body: empty', { field: 'body' })
+        done(null, parseJson(body as string, 'body'))
+      } catch (e) {
+        done(e as Error, undefined)
+      }
+    })
+    app.setErrorHandler((err, req, reply) => this.sendError(err, req, reply))
+    app.setNotFoundHandler((req, reply) => {
+      reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)} (see /openapi.json)` } })
+    })
+    app.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url ?? 'unmatched'
+      this.metrics.requests?.inc({ route, method: req.method, status: String(reply.statusCode) })
+      this.metrics.duration?.observe({ route }, reply.elapsedTime / 1000)
+    })
+
+    const requireToken = async (req: FastifyRequest) => {
+      if (!tokenMatches(bearerToken(req.headers.authorization), this.token)) {
+        throw new RbqError(
+          'UNAUTHORIZED',
+          `this route needs \`Authorization: Bearer <token>\`; the token is in ${this.init.tokenFile ?? join(this.init.dataDir, 'api.token')}`
+        )
+      }
+    }
+    for (const route of this.routes) {
+      const options = {
+        method: route.method,
+        url: route.url,
+        // No query string declared: none is accepted (a typo'd parameter is an error, not ignored).
+        schema: route.schema.querystring === undefined ? { ...route.schema, querystring: NO_QUERY } : route.schema,
+        ...(route.bodyLimit === undefined ? {} : { bodyLimit: route.bodyLimit }),
+        ...(route.auth === true ? { onRequest: requireToken } : {}),
+        handler: route.handler
+      }
+      if (route.raw === undefined) {
+        app.route(options)
+        continue
+      }
+      // Raw bodies: a context of their own with buffer parsers, one limit per media type.
+      const raw = route.raw
+      void app.register(async (child) => {
+        child.removeAllContentTypeParsers()
+        for (const [media, limit] of Object.entries(raw)) {
+          child.addContentTypeParser(media, { parseAs: 'buffer', bodyLimit: limit }, (_req, body, done) => done(null, body))
+        }
+        const { schema: _documentedOnly, ...rest } = options
+        child.route({
+          ...rest,
+          handler: async (req, reply) => {
+            if (!Buffer.isBuffer(req.body)) {
+              throw new RbqError('UNSUPPORTED_MEDIA_TYPE', `send the body as ${Object.keys(raw).join(' or ')}`, { field: 'content-type' })
+            }
+            return route.handler(req, reply)
+          }
+        })
+      })
+    }
+    return app
+  }
+
+  private sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
+    const e = errorReply(err)
+    if (e.internal) this.log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack, url: req.url }, 'API request failed')
+    if (reply.sent || reply.raw.headersSent) return
+    void reply.code(e.status).send(e.body)
+  }
+}
+
+/**
+ * Validates one part of a request with the TypeBox compiler. Query strings and path parameters
+ * arrive as strings: they are converted to the schema's types (and defaults applied) first.
+ * The first violation becomes SCHEMA_INVALID naming the field (`artifacts[3].sha256`).
+ */
+function routeValidator(schema: TSchema, httpPart: string | undefined): (data: unknown) => { value?: unknown; error?: Error } {
+  const compiled = TypeCompiler.Compile(schema)
+  const part = httpPart === 'querystring' ? 'query' : (httpPart ?? 'body')
+  const fromStrings = httpPart === 'querystring' || httpPart === 'params'
+  return (data) => {
+    const value = fromStrings ? Value.Convert(schema, Value.Default(schema, Value.Clone(data))) : data
+    if (compiled.Check(value)) return { value }
+    const first = compiled.Errors(value).First()
+    const field = fieldOf('', first?.path ?? '') || part
+    const described = typeof first?.schema.description === 'string' ? ` (${first.schema.description})` : ''
+    const what = first === undefined ? 'does not match the schema' : first.message.charAt(0).toLowerCase() + first.message.slice(1)
+    return { error: new SchemaViolation(new RbqError('SCHEMA_INVALID', `${field}: ${what}${described}`, { field })) }
+  }
+}
+
+/** What an SSE frame event says about a frame. */
+export function frameEvent(f: VerifiedFrame): FrameEvent {
+  const e: FrameEvent = { id: f.id, kind: f.kind, signer: f.signer.keyid }
+  if (f.kind === 'attestation') {
+    e.package = f.statement.predicate.package
+    e.outcome = f.statement.predicate.outcome
+    e.subject = f.statement.subject.map((s) => ({ name: s.name, sha256: s.digest.sha256 }))
+  }
+  return e
+}

@@ -1,0 +1,280 @@
+/**
+ * Verdicts over the node's LevelDB store: feeds node/consensus's pure engine (buildTrustGraph,
+ * computeVerdicts) with the frames the store's indexes name, for the API's verdict, batch,
+ * trust-explain and watch routes.
+ *
+ * - Trust graph: built from the policy (the node's file, or one sent with the request) and every
+ *   stored delegation and equivocation proof; kept until the policy file changes, a delegation
+ *   or proof is stored (the store's per-kind counts move), or an edge in use expires.
+ * - Candidates for (package, artifact): every attestation of the package (frameIdsByPackage),
+ *   which also holds the package's build failures; decoded frames are cached by id.
+ * - A question with only a digest (or a digest and one of package/artifact): the (package,
+ *   artifact) pairs come from the sha256 index, and a pair counts only when a key trusted for
+ *   that package claims this digest for it — so an untrusted key that attests a digest under
+ *   some other package cannot drag the answer to `mismatch` or `unknown` (DESIGN.md §4: untrusted
+ *   keys never change a verdict). The answer is the worst of the pairs' verdicts.
+ */
+import {
+  computeVerdicts,
+  buildTrustGraph,
+  worstOf,
+  type ArtifactQuery,
+  type AttestationSource,
+  type Policy,
+  type TrustGraph,
+  type Verdict
+} from '../consensus/index.js'
+import type { Store } from '../db/store.js'
+import {
+  canonicalPurl,
+  frameId,
+  openFrame,
+  parseFrame,
+  parsePublicKey,
+  type AttestationFrame,
+  type DelegationFrame,
+  type EquivocationFrame,
+  type VerifiedFrame
+} from '../../protocol/index.js'
+import type { ArtifactVerdict, TrustExplanation, VerdictQuery, VerdictResult } from '../../protocol/api.js'
+import { parseRequestPolicy, type PolicyFile } from './policy-file.js'
+
+/** Readonly engine types → the wire types (same fields, mutable arrays). */
+type DeepMutable<T> = T extends readonly (infer U)[] ? DeepMutable<U>[] : T extends object ? { -readonly [K in keyof T]: DeepMutable<T[K]> } : T
+
+/** The engine's verdict is the wire verdict: the compiler checks the two stay in step. */
+export function toWireVerdict(v: Verdict): ArtifactVerdict {
+  return v as DeepMutable<Verdict>
+}
+
+const DECODED_CACHE_MAX = 50_000
+/** Index scans run at the same time while answering a batch. */
+const PREFETCH_CONCURRENCY = 16
+
+const short = (d: string) => d.slice(0, 12)
+
+export interface VerdictServiceComponents {
+  store: Store
+  policy: PolicyFile
+  /** Milliseconds since the epoch (delegation expiry). */
+  now?: () => number
+}
+
+/** A normalised question: lowercase digest, canonical purl. */
+interface Question {
+  sha256: string
+  package: string | undefined
+  artifact: string | undefined
+}
+
+/** Candidates of one package, by artifact name; failures kept apart (they concern every artifact). */
+interface PackageFrames {
+  byArtifact: Map<string, AttestationFrame[]>
+  failures: AttestationFrame[]
+}
+
+export class VerdictService {
+  private readonly store: Store
+  private readonly policyFile: PolicyFile
+  private readonly now: () => number
+  private readonly decoded = new Map<string, VerifiedFrame>()
+  private trustCache: { key: string; policy: Policy; graph: TrustGraph } | undefined
+  private trustFrames: { key: string; delegations: DelegationFrame[]; proofs: EquivocationFrame[] } | undefined
+
+  constructor(components: VerdictServiceComponents) {
+    this.store = components.store
+    this.policyFile = components.policy
+    this.now = components.now ?? Date.now
+  }
+
+  /** Answers questions in order; `policyText` replaces the node policy for this call. */
+  async answer(queries: readonly VerdictQuery[], policyText?: string, fieldOf: (i: number, f: string) => string = (_i, f) => f): Promise<VerdictResult[]> {
+    const trust = await this.trust(policyText)
+    const questions = queries.map((q, i) => normalize(q, (f) => fieldOf(i, f)))
+    // Pairs to evaluate per question: given directly, or found through the sha256 index.
+    const pairs = await mapLimit(questions, PREFETCH_CONCURRENCY, async (q) =>
+      q.package !== undefined && q.artifact !== undefined ? [{ package: q.package, artifact: q.artifact }] : this.pairsFor(q)
+    )
+    const packages = new Set<string>()
+    for (const list of pairs) for (const p of list) packages.add(p.package)
+    const frames = await this.loadPackages([...packages])
+    const source: AttestationSource = ({ package: pkg, artifact }) => {
+      const pf = frames.get(pkg)
+      if (pf === undefined) return []
+      const named = pf.byArtifact.get(artifact) ?? []
+      return pf.failures.length === 0 ? named : [...named, ...pf.failures]
+    }
+    const flat: ArtifactQuery[] = []
+    questions.forEach((q, i) => {
+      for (const p of pairs[i]!) flat.push({ package: p.package, artifact: p.artifact, sha256: q.sha256 })
+    })
+    const verdicts = computeVerdicts(trust, source, flat)
+    let at = 0
+    return questions.map((q, i) => {
+      const mine = verdicts.slice(at, (at += pairs[i]!.length))
+      const direct = q.package !== undefined && q.artifact !== undefined
+      // Found through the index: keep pairs where a trusted key claims this very digest.
+      const kept = direct ? mine : mine.filter((v) => v.evidence.claims.some((c) => c.sha256 === q.sha256))
+      return resultOf(q, kept)
+    })
+  }
+
+  /** How a key is trusted under the node policy (or `policyText`), for `rbq trust explain`. */
+  async explain(key: string, pkg: string | undefined, policyText?: string): Promise<TrustExplanation> {
+    const keyid = /^[0-9a-fA-F]{64}$/.test(key) ? key.toLowerCase() : parsePublicKey(key, 'key').keyid
+    const purl = pkg === undefined ? undefined : canonicalPurl(pkg, 'package')
+    const trust = await this.trust(policyText)
+    return trust.explain(keyid, purl) as DeepMutable<ReturnType<TrustGraph['explain']>>
+  }
+
+  /** The trust graph for the node policy or a request's policy text. */
+  async trust(policyText?: string): Promise<TrustGraph> {
+    if (policyText !== undefined) {
+      const policy = parseRequestPolicy(policyText)
+      const tf = await this.trustFrames_()
+      return buildTrustGraph({ policy, delegations: tf.delegations, proofs: tf.proofs, now: this.now() })
+    }
+    const state = await this.policyFile.current()
+    if (state.policy === undefined) throw state.error
+    const policy = state.policy
+    const tf = await this.trustFrames_()
+    const key = `${state.generation}|${tf.key}`
+    const cached = this.trustCache
+    const now = this.now()
+    if (cached !== undefined && cached.key === key && cached.policy === policy && (cached.graph.validUntil === undefined || now < cached.graph.validUntil)) {
+      return cached.graph
+    }
+    const graph = buildTrustGraph({ policy, delegations: tf.delegations, proofs: tf.proofs, now })
+    this.trustCache = { key, policy, graph }
+    return graph
+  }
+
+  /** Decoded frames by id (cached); unknown ids are skipped. */
+  async frames(ids: readonly string[]): Promise<VerifiedFrame[]> {
+    const out: VerifiedFrame[] = []
+    const missing: string[] = []
+    for (const id of ids) {
+      const f = this.decoded.get(id)
+      if (f === undefined) missing.push(id)
+    }
+    if (missing.length > 0) {
+      const bytes = await this.store.getFrames(missing)
+      const aligned = bytes.length === missing.length
+      bytes.forEach((b, i) => {
+        const id = aligned ? missing[i]! : frameId(b)
+        // Stored frames passed the full decode (signature included) before they were stored.
+        this.remember(id, openFrame(parseFrame(b)))
+      })
+    }
+    for (const id of ids) {
+      const f = this.decoded.get(id)
+      if (f !== undefined) out.push(f)
+    }
+    return out
+  }
+
+  private remember(id: string, frame: VerifiedFrame): void {
+    if (this.decoded.size >= DECODED_CACHE_MAX) {
+      const oldest = this.decoded.keys().next().value
+      if (oldest !== undefined) this.decoded.delete(oldest)
+    }
+    this.decoded.set(id, frame)
+  }
+
+  private async countsKey(): Promise<string> {
+    return `${await this.store.count('delegation')}:${await this.store.count('equivocation')}`
+  }
+
+  /** Stored delegations and proofs, decoded; re-read when the store's counts of them change. */
+  private async trustFrames_(): Promise<{ key: string; delegations: DelegationFrame[]; proofs: EquivocationFrame[] }> {
+    const key = await this.countsKey()
+    if (this.trustFrames?.key === key) return this.trustFrames
+    const decode = (list: Uint8Array[]) => list.map((b) => openFrame(parseFrame(b)))
+    const delegations = decode(await this.store.allDelegations()).filter((f): f is DelegationFrame => f.kind === 'delegation')
+    const proofs = decode(await this.store.allProofs()).filter((f): f is EquivocationFrame => f.kind === 'equivocation')
+    this.trustFrames = { key, delegations, proofs }
+    return this.trustFrames
+  }
+
+  /** (package, artifact) pairs attested with this digest, narrowed by the part of the pair given. */
+  private async pairsFor(q: Question): Promise<{ package: string; artifact: string }[]> {
+    const frames = await this.frames(await this.store.frameIdsBySha256(q.sha256))
+    const seen = new Map<string, { package: string; artifact: string }>()
+    for (const f of frames) {
+      if (f.kind !== 'attestation') continue
+      const pkg = f.statement.predicate.package
+      if (q.package !== undefined && pkg !== q.package) continue
+      for (const s of f.statement.subject) {
+        if (s.digest.sha256 !== q.sha256 || (q.artifact !== undefined && s.name !== q.artifact)) continue
+        seen.set(`${pkg}\n${s.name}`, { package: pkg, artifact: s.name })
+      }
+    }
+    return [...seen.keys()].sort().map((k) => seen.get(k)!)
+  }
+
+  /** Every attestation of each package, indexed by artifact name. */
+  private async loadPackages(packages: readonly string[]): Promise<Map<string, PackageFrames>> {
+    const out = new Map<string, PackageFrames>()
+    await mapLimit(packages, PREFETCH_CONCURRENCY, async (pkg) => {
+      const frames = await this.frames(await this.store.frameIdsByPackage(pkg))
+      const pf: PackageFrames = { byArtifact: new Map(), failures: [] }
+      for (const f of frames) {
+        if (f.kind !== 'attestation') continue
+        const a = f as AttestationFrame
+        if (a.statement.predicate.outcome === 'failed') {
+          pf.failures.push(a)
+          continue
+        }
+        for (const s of a.statement.subject) {
+          const list = pf.byArtifact.get(s.name)
+          if (list === undefined) pf.byArtifact.set(s.name, [a])
+          else list.push(a)
+        }
+      }
+      out.set(pkg, pf)
+    })
+    return out
+  }
+}
+
+function normalize(q: VerdictQuery, field: (f: string) => string): Question {
+  return {
+    sha256: q.sha256.toLowerCase(),
+    package: q.package === undefined ? undefined : canonicalPurl(q.package, field('package')),
+    artifact: q.artifact
+  }
+}
+
+/** The answer to one question from the verdicts of its pairs (worst first, DESIGN.md §4). */
+export function resultOf(q: Question, verdicts: readonly Verdict[]): VerdictResult {
+  const query: VerdictResult['query'] = { sha256: q.sha256 }
+  if (q.package !== undefined) query.package = q.package
+  if (q.artifact !== undefined) query.artifact = q.artifact
+  const sorted = [...verdicts].sort((a, b) => cmp(a.evidence.package, b.evidence.package) || cmp(a.evidence.artifact, b.evidence.artifact))
+  const status = worstOf(sorted.map((v) => v.status))
+  if (status === undefined) {
+    const narrowed = q.package !== undefined ? ` for ${q.package}` : q.artifact !== undefined ? ` as ${q.artifact}` : ''
+    const hint = q.package === undefined || q.artifact === undefined ? ' (give the package and artifact name to compare it with the digests others rebuilt)' : ''
+    return { query, status: 'unknown', reason: `no trusted statement names sha256 ${short(q.sha256)}${narrowed}${hint}`, verdicts: [] }
+  }
+  const worst = sorted.find((v) => v.status === status)!
+  const reason = sorted.length > 1 ? `${worst.evidence.package} ${worst.evidence.artifact}: ${worst.reason} (worst of ${sorted.length})` : worst.reason
+  return { query, status, reason, verdicts: sorted.map(toWireVerdict) }
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!, i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}
+

@@ -1,0 +1,364 @@
+/**
+ * Node configuration: a TOML file (smol-toml) where every option has an embedded default.
+ * Unknown keys and wrong values are CONFIG_INVALID errors naming the field, so a typo never
+ * silently falls back to a default. DEFAULT_CONFIG_TOML documents every option (README).
+ *
+ * File: `--config FILE`, else `<data dir>/config.toml` if present, else none (defaults).
+ * Data dir precedence: `--data DIR` > `data_dir` in `--config FILE` > defaultDataDir() (node/paths.ts).
+ * Relative paths in the file are relative to the file's directory.
+ */
+import { isIP } from 'node:net'
+import { access } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { parse as parseToml, TomlError } from 'smol-toml'
+import { DEFAULT_API_HOST, DEFAULT_API_PORT } from '../protocol/api.js'
+import { RbqError } from '../protocol/index.js'
+import { SYNC_MAX_BATCH_FRAMES } from '../protocol/sync.js'
+import { readFileBounded } from './files.js'
+import { DEFAULT_QUOTA_LIMITS } from './ingest/quota.js'
+import { LOG_LEVELS, type LogLevel } from './logger.js'
+import { defaultDataDir } from './paths.js'
+
+/**
+ * Default p2p listen address. A node must be reachable for the network to exist, so it listens
+ * on every IPv4 interface; what it exposes there is only libp2p behind Noise, speaking
+ * identify, ping, gossipsub and sync, all bounded and validated (no API, nothing unsigned is
+ * ever stored). The HTTP API is a separate listener on 127.0.0.1. Set
+ * `listen = ["/ip4/127.0.0.1/tcp/4777"]` for an outbound-only node.
+ */
+export const DEFAULT_P2P_LISTEN = '/ip4/0.0.0.0/tcp/4777'
+
+export interface P2PConfig {
+  /** Multiaddrs to listen on. */
+  listen: string[]
+  /** Multiaddrs to announce instead of the listen addresses (e.g. behind NAT); empty = listen addresses. */
+  announce: string[]
+  /** Peers dialled on start and kept connected: multiaddrs ending in /p2p/<peer id>. */
+  bootstrap: string[]
+  /** LAN discovery by multicast DNS. */
+  mdns: boolean
+  /** Connection limit (libp2p connection manager). */
+  maxConnections: number
+}
+
+export interface SyncConfig {
+  /** Seconds between catch-up rounds with every connected peer (a round also runs on connect). */
+  intervalSeconds: number
+  /** Frames asked for per request; at most the protocol limit. */
+  batchFrames: number
+  /** Seconds one request may take before its stream is aborted. */
+  timeoutSeconds: number
+  /** Peers synchronised with at the same time. */
+  maxConcurrentPeers: number
+}
+
+export interface IngestConfig {
+  /** Signature-checking worker threads; undefined = one per CPU core, 0 = on the main thread. */
+  workers: number | undefined
+  /** Storage quota per untrusted signing key: frames. */
+  maxFramesPerKey: number
+  /** Storage quota per untrusted signing key: canonical frame bytes. */
+  maxBytesPerKey: number
+}
+
+/** [api]: the local HTTP API (node/api/). */
+export interface ApiConfig {
+  /** Serve the API (default true). */
+  enabled: boolean
+  /** Listen address (default 127.0.0.1: reads need no token, so keep it on loopback). */
+  host: string
+  /** Unset: 4778, or any free port when 4778 is taken (clients find it through <data>/api.url). */
+  port: number | undefined
+  /** Trust policy file (default <data dir>/policy.toml). */
+  policy: string | undefined
+}
+
+export interface NodeConfig {
+  /** Data directory: LevelDB store, keys, seq counter (0700). */
+  dataDir: string
+  log: { level: LogLevel }
+  p2p: P2PConfig
+  sync: SyncConfig
+  ingest: IngestConfig
+  api: ApiConfig
+  // Sections of later subsystems (rebuild, api) are added here by their owners.
+}
+
+/**
+ * Every option with its default, as a config file. Parsing this text gives the defaults
+ * (test/unit/node/config.test.ts checks it), so the README can quote it verbatim.
+ */
+export const DEFAULT_CONFIG_TOML = `# rbq node configuration. Every option is shown with its default.
+# Read from \`rbq node start --config FILE\`, else from <data_dir>/config.toml when it exists.
+
+# Data directory (LevelDB store, signing.key, peer.key, signing.key.seq).
+# Default: $RBQ_DATA_DIR, else /var/lib/rbq when run as root, else $XDG_DATA_HOME/rbq or ~/.local/share/rbq.
+# data_dir = "/var/lib/rbq"
+
+[log]
+# fatal | error | warn | info | debug | trace | silent. Logs are JSON lines on stderr.
+level = "info"
+
+[p2p]
+# Listen on every IPv4 interface so peers can reach this node; only libp2p (Noise-encrypted,
+# validated protocols) is exposed. Use ["/ip4/127.0.0.1/tcp/4777"] for an outbound-only node.
+listen = ["${DEFAULT_P2P_LISTEN}"]
+# Addresses to announce instead (e.g. your public address behind NAT). Empty: the listen addresses.
+announce = []
+# Peers to dial on start and keep connected, e.g. "/ip4/203.0.113.7/tcp/4777/p2p/12D3KooW...".
+bootstrap = []
+# Discover peers on the local network by multicast DNS.
+mdns = false
+max_connections = 100
+
+[sync]
+# Catch-up with each connected peer on connect and then every interval.
+interval_seconds = 60
+# Frames per request (1..${SYNC_MAX_BATCH_FRAMES}).
+batch_frames = ${SYNC_MAX_BATCH_FRAMES}
+timeout_seconds = 30
+max_concurrent_peers = 4
+
+[ingest]
+# Signature-checking worker threads. Default: one per CPU core; 0 checks on the main thread.
+# workers = 2
+# Storage quota per signing key that your policy does not trust (frames, bytes).
+max_frames_per_key = ${DEFAULT_QUOTA_LIMITS.maxFramesPerKey}
+max_bytes_per_key = ${DEFAULT_QUOTA_LIMITS.maxBytesPerKey}
+
+[api]
+# The local HTTP API (rbq verbs, the apt hook, scripts). Reads need no token, so keep it on
+# loopback; write routes need the token in <data_dir>/api.token.
+enabled = true
+listen = "${DEFAULT_API_HOST}"
+# Default ${DEFAULT_API_PORT}, or any free port when that one is taken (rbq finds the node through
+# <data_dir>/api.url). A port set here is used or the node does not start.
+# port = ${DEFAULT_API_PORT}
+# The trust policy verdicts are computed with. Default: <data_dir>/policy.toml (rbq init writes it).
+# policy = "/etc/rbq/policy.toml"
+`
+
+/** Reads one TOML table, recording which keys were read so the rest can be reported unknown. */
+class TableReader {
+  private readonly seen = new Set<string>()
+
+  constructor(
+    private readonly table: Record<string, unknown>,
+    private readonly prefix: string
+  ) {}
+
+  private field(key: string): string {
+    return this.prefix === '' ? key : `${this.prefix}.${key}`
+  }
+
+  private fail(key: string, what: string): never {
+    throw new RbqError('CONFIG_INVALID', `config ${this.field(key)}: ${what}`, { field: this.field(key) })
+  }
+
+  private take(key: string): unknown {
+    this.seen.add(key)
+    return this.table[key]
+  }
+
+  section(key: string): TableReader {
+    const value = this.take(key)
+    if (value === undefined) return new TableReader({}, this.field(key))
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) this.fail(key, 'expected a table')
+    return new TableReader(value as Record<string, unknown>, this.field(key))
+  }
+
+  string(key: string, fallback: string): string
+  string(key: string, fallback: undefined): string | undefined
+  string(key: string, fallback: string | undefined): string | undefined {
+    const value = this.take(key)
+    if (value === undefined) return fallback
+    if (typeof value !== 'string' || value === '') this.fail(key, 'expected a non-empty string')
+    return value
+  }
+
+  oneOf<T extends string>(key: string, allowed: readonly T[], fallback: T): T {
+    const value = this.string(key, fallback)
+    if (!(allowed as readonly string[]).includes(value)) this.fail(key, `expected one of ${allowed.join(', ')}, got "${value}"`)
+    return value as T
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const value = this.take(key)
+    if (value === undefined) return fallback
+    if (typeof value !== 'boolean') this.fail(key, 'expected true or false')
+    return value
+  }
+
+  int(key: string, fallback: number, min: number, max: number): number {
+    const raw = this.take(key)
+    if (raw === undefined) return fallback
+    const value = typeof raw === 'bigint' ? Number(raw) : raw
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.fail(key, `expected an integer from ${min} to ${max}`)
+    }
+    return value
+  }
+
+  optionalInt(key: string, min: number, max: number): number | undefined {
+    return this.table[key] === undefined ? (this.seen.add(key), undefined) : this.int(key, min, min, max)
+  }
+
+  strings(key: string, fallback: string[], check: (s: string, field: string) => void = () => {}): string[] {
+    const value = this.take(key)
+    if (value === undefined) return [...fallback]
+    if (!Array.isArray(value)) this.fail(key, 'expected an array of strings')
+    return value.map((s, i) => {
+      if (typeof s !== 'string' || s === '') this.fail(`${key}[${i}]`, 'expected a non-empty string')
+      check(s, this.field(`${key}[${i}]`))
+      return s
+    })
+  }
+
+  /** Throws for any key nobody read: almost always a typo. */
+  done(): void {
+    for (const key of Object.keys(this.table)) {
+      if (!this.seen.has(key)) this.fail(key, 'unknown option')
+    }
+  }
+}
+
+function checkMultiaddr(text: string, field: string): void {
+  try {
+    multiaddr(text)
+  } catch (e) {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: not a multiaddr: "${text}" (${(e as Error).message})`, { field, cause: e })
+  }
+}
+
+function checkPeerAddr(text: string, field: string): void {
+  checkMultiaddr(text, field)
+  if (multiaddr(text).getComponents().find((c) => c.name === 'p2p') === undefined) {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: a bootstrap address must end in /p2p/<peer id>: "${text}"`, { field })
+  }
+}
+
+function expandPath(path: string, baseDir: string): string {
+  if (path === '~' || path.startsWith('~/')) return join(homedir(), path.slice(1))
+  return isAbsolute(path) ? path : resolve(baseDir, path)
+}
+
+export interface ConfigSource {
+  /** Parsed TOML (a table); `{}` gives the defaults. */
+  toml?: Record<string, unknown>
+  /** Directory that relative paths in the file are relative to. */
+  baseDir?: string
+  /** `--data DIR`: wins over `data_dir`. */
+  dataDir?: string
+  env?: NodeJS.ProcessEnv
+}
+
+/** Validates a parsed TOML table into a NodeConfig (every missing option takes its default). */
+export function configFromToml(source: ConfigSource = {}): NodeConfig {
+  const root = new TableReader(source.toml ?? {}, '')
+  const baseDir = source.baseDir ?? process.cwd()
+  const fileDataDir = root.string('data_dir', undefined)
+  const dataDir = source.dataDir ?? (fileDataDir === undefined ? defaultDataDir(source.env) : expandPath(fileDataDir, baseDir))
+
+  const log = root.section('log')
+  const logConfig = { level: log.oneOf('level', LOG_LEVELS, 'info') }
+  log.done()
+
+  const p2p = root.section('p2p')
+  const p2pConfig: P2PConfig = {
+    listen: p2p.strings('listen', [DEFAULT_P2P_LISTEN], checkMultiaddr),
+    announce: p2p.strings('announce', [], checkMultiaddr),
+    bootstrap: p2p.strings('bootstrap', [], checkPeerAddr),
+    mdns: p2p.bool('mdns', false),
+    maxConnections: p2p.int('max_connections', 100, 1, 10_000)
+  }
+  p2p.done()
+
+  const sync = root.section('sync')
+  const syncConfig: SyncConfig = {
+    intervalSeconds: sync.int('interval_seconds', 60, 1, 86_400),
+    batchFrames: sync.int('batch_frames', SYNC_MAX_BATCH_FRAMES, 1, SYNC_MAX_BATCH_FRAMES),
+    timeoutSeconds: sync.int('timeout_seconds', 30, 1, 3600),
+    maxConcurrentPeers: sync.int('max_concurrent_peers', 4, 1, 64)
+  }
+  sync.done()
+
+  const ingest = root.section('ingest')
+  const ingestConfig: IngestConfig = {
+    workers: ingest.optionalInt('workers', 0, 256),
+    maxFramesPerKey: ingest.int('max_frames_per_key', DEFAULT_QUOTA_LIMITS.maxFramesPerKey, 1, Number.MAX_SAFE_INTEGER),
+    maxBytesPerKey: ingest.int('max_bytes_per_key', DEFAULT_QUOTA_LIMITS.maxBytesPerKey, 1, Number.MAX_SAFE_INTEGER)
+  }
+  ingest.done()
+
+  const api = root.section('api')
+  const apiPolicy = api.string('policy', undefined)
+  const apiConfig: ApiConfig = {
+    enabled: api.bool('enabled', true),
+    host: api.string('listen', DEFAULT_API_HOST),
+    port: api.optionalInt('port', 0, 65_535),
+    policy: apiPolicy === undefined ? undefined : expandPath(apiPolicy, baseDir)
+  }
+  if (isIP(apiConfig.host) === 0 && apiConfig.host !== 'localhost') {
+    throw new RbqError('CONFIG_INVALID', `config api.listen: expected an IP address such as ${DEFAULT_API_HOST}, got "${apiConfig.host}"`, { field: 'api.listen' })
+  }
+  api.done()
+
+  root.done()
+  return { dataDir: resolve(dataDir), log: logConfig, p2p: p2pConfig, sync: syncConfig, ingest: ingestConfig, api: apiConfig }
+}
+
+/** Parses TOML text; syntax errors become CONFIG_INVALID with the line and column. */
+export function parseConfigText(text: string, source: Omit<ConfigSource, 'toml'> & { name?: string } = {}): NodeConfig {
+  let toml: Record<string, unknown>
+  try {
+    toml = parseToml(text) as Record<string, unknown>
+  } catch (e) {
+    if (e instanceof TomlError) {
+      throw new RbqError('CONFIG_INVALID', `config ${source.name ?? ''}: TOML syntax error at line ${e.line}, column ${e.column}: ${e.message.split('\n')[0]}`, { cause: e })
+    }
+    throw e
+  }
+  return configFromToml({ ...source, toml })
+}
+
+/** A config file is small; anything bigger is a mistake. */
+const MAX_CONFIG_BYTES = 256 * 1024
+
+/** Name of the config file a node reads from its data dir when no `--config` is given. */
+export const DATA_DIR_CONFIG_FILE = 'config.toml'
+
+/**
+ * Loads `file` when given; else `<data dir>/config.toml` when it exists (the data dir being
+ * `dataDir` or the default, and it stays the data dir); else the embedded defaults.
+ * `dataDir` is `--data`.
+ */
+export async function loadConfig(options: { file?: string; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<NodeConfig> {
+  const env = options.env ? { env: options.env } : {}
+  let dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir)
+  let path = options.file === undefined ? undefined : resolve(options.file)
+  if (path === undefined) {
+    dataDir ??= resolve(defaultDataDir(options.env))
+    const candidate = join(dataDir, DATA_DIR_CONFIG_FILE)
+    if (!(await fileExists(candidate))) return configFromToml({ dataDir, ...env })
+    path = candidate
+  }
+  const bytes = await readFileBounded(path, MAX_CONFIG_BYTES, 'config file')
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new RbqError('CONFIG_INVALID', `config ${path}: not valid UTF-8`)
+  }
+  return parseConfigText(text, { name: path, baseDir: dirname(path), ...(dataDir === undefined ? {} : { dataDir }), ...env })
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await access(path)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The composition root. Starts, in order:
+ *   data dir (0700) → keys (signing.key, peer.key; created on first start, 0600)
+ *   → store (LevelDB, <data>/db) → trust engine hook → ingest pipeline → publisher
+ *   → network (libp2p, gossip, sync) → [rebuild pipeline] → [API]
+ * and stops them in reverse. A failure while starting stops what already started.
+ */
+import { EventEmitter } from 'node:events'
+import { promises as fs } from 'node:fs'
+import type { PeerId } from '@libp2p/interface'
+import type { EquivocationFrame, KeyId, SigningKey, VerifiedFrame } from '../protocol/index.js'
+import { startNodeApi } from './api/node-api.js' // API
+import type { NodeConfig } from './config.js'
+import { Store } from './db/store.js'
+import { loadOrCreateKey } from './identity/key-file.js'
+import { seqFileFor } from './identity/seq-counter.js'
+import { IngestPipeline } from './ingest/pipeline.js'
+import { Publisher } from './ingest/publisher.js'
+import type { IngestSource } from './ingest/types.js'
+import { createLogger, errorFields, type Logger } from './logger.js'
+import { Metrics } from './metrics.js'
+import { Network, type PeerInfo } from './p2p/network.js'
+import { loadOrCreatePeerKey } from './p2p/peer-key.js'
+import { dataDirLayout, type DataDirLayout } from './paths.js'
+import { VERSION } from './version.js'
+
+/** What a node tells observers (API /v1/events, tests). */
+export interface NodeEvents {
+  /** A frame was newly stored, whatever its source. */
+  stored: [frame: VerifiedFrame, source: IngestSource]
+  /** This node proved that a key equivocated (the proof is stored and published). */
+  equivocation: [proof: EquivocationFrame]
+  'peer:connect': [peer: string]
+  'peer:disconnect': [peer: string]
+}
+
+/**
+ * The trust engine's hook into ingestion: keys the local policy trusts are exempt from the
+ * per-key storage quota. Placeholder until node/consensus plugs its engine in here.
+ */
+export interface TrustHook {
+  isTrusted(keyid: KeyId): boolean
+}
+
+export interface NodeInit {
+  config: NodeConfig
+  /** Default: pino on stderr at config.log.level. */
+  logger?: Logger
+  /** Default: a fresh registry with process metrics. */
+  metrics?: Metrics
+}
+
+interface Started {
+  name: string
+  stop: () => Promise<void>
+}
+
+export class RbqNode {
+  readonly events = new EventEmitter<NodeEvents>()
+  private readonly started: Started[] = []
+  private stopping: Promise<void> | undefined
+
+  private constructor(
+    readonly config: NodeConfig,
+    readonly paths: DataDirLayout,
+    readonly logger: Logger,
+    readonly metrics: Metrics,
+    readonly signingKey: SigningKey,
+    readonly store: Store,
+    readonly trust: TrustHook,
+    readonly pipeline: IngestPipeline,
+    readonly publisher: Publisher,
+    readonly network: Network
+  ) {}
+
+  /** Opens and starts everything; on failure, stops what had started and rethrows. */
+  static async start(init: NodeInit): Promise<RbqNode> {
+    const { config } = init
+    const logger = init.logger ?? createLogger({ level: config.log.level })
+    const metrics = init.metrics ?? new Metrics({ defaultMetrics: true })
+    const paths = dataDirLayout(config.dataDir)
+    const started: Started[] = []
+    const stopAll = async (): Promise<void> => {
+      for (const { name, stop } of started.splice(0).reverse()) {
+        try {
+          await stop()
+        } catch (e) {
+          logger.error({ component: name, ...errorFields(e) }, 'stop failed')
+        }
+      }
+    }
+    try {
+      await fs.mkdir(paths.root, { recursive: true, mode: 0o700 })
+      const { key: signingKey, created: newSigningKey } = await loadOrCreateKey(paths.signingKey)
+      const { key: peerKey, created: newPeerKey } = await loadOrCreatePeerKey(paths.peerKey)
+      if (newSigningKey || newPeerKey) logger.info({ signingKey: newSigningKey ? paths.signingKey : undefined, peerKey: newPeerKey ? paths.peerKey : undefined }, 'created keys')
+
+      const store = await Store.open(paths.db)
+      started.push({ name: 'store', stop: () => store.close() })
+
+      // --- trust engine: node/consensus plugs in here (policy → trusted builder keys). ---
+      const trust: TrustHook = { isTrusted: () => false }
+
+      const pipeline = new IngestPipeline(
+        { store, metrics, logger: logger.child({ component: 'ingest' }) },
+        {
+          reporterKey: signingKey,
+          isTrusted: (keyid) => trust.isTrusted(keyid),
+          quota: { maxFramesPerKey: config.ingest.maxFramesPerKey, maxBytesPerKey: config.ingest.maxBytesPerKey },
+          ...(config.ingest.workers === undefined ? {} : { workers: config.ingest.workers })
+        }
+      )
+      await pipeline.start()
+      started.push({ name: 'ingest', stop: () => pipeline.stop() })
+
+      const publisher = new Publisher({ pipeline, store, logger: logger.child({ component: 'publisher' }) }, { key: signingKey, seqFile: seqFileFor(paths.signingKey) })
+      await publisher.start()
+      started.push({ name: 'publisher', stop: () => publisher.stop() })
+
+      const network = await Network.create({ store, pipeline, publisher, metrics, logger }, { peerKey, p2p: config.p2p, sync: config.sync })
+      await network.start()
+      started.push({ name: 'network', stop: () => network.stop() })
+
+      // --- rebuild pipeline (feeds, sampler, scheduler, builders) plugs in here. ---
+
+      // --- API: the local HTTP API (node/api/; [api] config), started last, stopped first. ---
+      const api = await startNodeApi({
+        dataDir: paths.root,
+        config: config.api,
+        store,
+        pipeline,
+        metrics,
+        logger,
+        publicKey: signingKey.publicKey,
+        libp2p: network.host,
+        syncingPeers: () => network.sync.activePeers
+      })
+      if (api !== undefined) started.push({ name: 'api', stop: () => api.stop() })
+      // --- end API ---
+
+      const node = new RbqNode(config, paths, logger, metrics, signingKey, store, trust, pipeline, publisher, network)
+      node.started.push(...started)
+      node.forwardEvents()
+      logger.info({ version: VERSION, dataDir: paths.root, keyid: signingKey.publicKey.keyid, peerId: network.peerId.toString() }, 'node started')
+      return node
+    } catch (e) {
+      logger.error(errorFields(e), 'node failed to start')
+      await stopAll()
+      throw e
+    }
+  }
+
+  /** Stops everything in reverse start order (the store last, flushed on close). Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.logger.info('node stopping')
+      for (const { name, stop } of this.started.splice(0).reverse()) {
+        try {
+          await stop()
+        } catch (e) {
+          this.logger.error({ component: name, ...errorFields(e) }, 'stop failed')
+        }
+      }
+      this.events.removeAllListeners()
+      this.logger.info('node stopped')
+    })()
+    return this.stopping
+  }
+
+  get libp2p(): Network['host'] {
+    return this.network.host
+  }
+
+  get peerId(): PeerId {
+    return this.network.peerId
+  }
+
+  /** Addresses other nodes can dial (multiaddrs with /p2p/<peer id>). */
+  get addresses(): string[] {
+    return this.network.addresses
+  }
+
+  peers(): PeerInfo[] {
+    return this.network.peers()
+  }
+
+  private forwardEvents(): void {
+    this.pipeline.on('stored', (frame, source) => this.events.emit('stored', frame, source))
+    this.pipeline.on('equivocation', (proof) => this.events.emit('equivocation', proof))
+    this.libp2p.addEventListener('peer:connect', (e) => this.events.emit('peer:connect', e.detail.toString()))
+    this.libp2p.addEventListener('peer:disconnect', (e) => this.events.emit('peer:disconnect', e.detail.toString()))
+  }
+}

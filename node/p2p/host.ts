@@ -1,0 +1,109 @@
+/**
+ * The libp2p host: TCP + Noise + yamux, identify, ping, bootstrap (+ optional mDNS) and
+ * gossipsub 17 (DESIGN.md §6: the continuation of @chainsafe/libp2p-gossipsub for libp2p 3).
+ *
+ * gossipsub settings and why:
+ *   StrictNoSign        frames carry their own Ed25519 signatures; libp2p signatures would only
+ *                       add bytes and tie a message to the relaying peer
+ *   msgIdFn             SHA-256 of the data = the frame id, so a frame has one id everywhere
+ *   asyncValidation     nothing is forwarded before our validator (gossip.ts) reports on it
+ *   allowPublishToZeroTopicPeers / ignoreDuplicatePublishError
+ *                       publishing never throws because nobody listens yet or the frame was
+ *                       already seen; sync fills the gaps
+ *   scoreParams         per-topic P4 penalty for rejected messages, no delivery-rate penalties
+ *                       (P3/P3b) because our topics are quiet by nature
+ */
+import { createHash } from 'node:crypto'
+import { noise } from '@chainsafe/libp2p-noise'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
+import { identify, type Identify } from '@libp2p/identify'
+import { KEEP_ALIVE, type ConnectionGater, type PrivateKey } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { ping, type Ping } from '@libp2p/ping'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
+import type { Registry } from 'prom-client'
+import { MAX_FRAME_BYTES, TOPICS } from '../../protocol/index.js'
+import { VERSION } from '../version.js'
+
+export type HostServices = { identify: Identify; ping: Ping; pubsub: GossipSub }
+export type Host = Libp2p<HostServices>
+
+export interface HostInit {
+  privateKey: PrivateKey
+  listen: string[]
+  announce?: string[]
+  bootstrap?: string[]
+  mdns?: boolean
+  maxConnections?: number
+  /** Consulted on every dial and inbound connection (sync bans). */
+  connectionGater?: ConnectionGater
+  /** Registry for libp2p's own metrics (libp2p_*, gossipsub via libp2p components). */
+  metricsRegistry?: Registry
+}
+
+/** Bootstrap peers are tagged keep-alive so libp2p redials them when they drop. */
+const BOOTSTRAP_TAG = `${KEEP_ALIVE}-rbq-bootstrap`
+
+/**
+ * Gossip score per topic. P4 (invalid deliveries) is squared: with weight -4 a peer that had
+ * 4 messages rejected (decaying by 10%/s) falls below the publish threshold (-50), 5 below the
+ * graylist (-80) and is then ignored entirely.
+ */
+const TOPIC_SCORE = createTopicScoreParams({
+  topicWeight: 1,
+  timeInMeshWeight: 0.01,
+  timeInMeshQuantum: 1000,
+  timeInMeshCap: 3600,
+  firstMessageDeliveriesWeight: 1,
+  firstMessageDeliveriesDecay: 0.9,
+  firstMessageDeliveriesCap: 100,
+  meshMessageDeliveriesWeight: 0,
+  meshFailurePenaltyWeight: 0,
+  invalidMessageDeliveriesWeight: -4,
+  invalidMessageDeliveriesDecay: 0.9
+})
+
+/** Creates the host, not started. */
+export async function createHost(init: HostInit): Promise<Host> {
+  const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
+  if (init.bootstrap !== undefined && init.bootstrap.length > 0) {
+    peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 50, tagName: BOOTSTRAP_TAG }))
+  }
+  if (init.mdns === true) peerDiscovery.push(mdns())
+  return createLibp2p({
+    start: false,
+    privateKey: init.privateKey,
+    nodeInfo: { name: 'rebuild-quorum', version: VERSION },
+    addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {}) },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: { maxConnections: init.maxConnections ?? 100 },
+    ...(init.connectionGater === undefined ? {} : { connectionGater: init.connectionGater }),
+    ...(init.metricsRegistry === undefined
+      ? {}
+      : { metrics: prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }) }),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictNoSign',
+        msgIdFn: (msg) => new Uint8Array(createHash('sha256').update(msg.data).digest()),
+        asyncValidation: true,
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        allowedTopics: [...TOPICS],
+        // One RPC may batch several messages; a single frame is at most MAX_FRAME_BYTES, and
+        // larger ones must still arrive to be rejected (and penalised) by the validator.
+        maxInboundDataLength: 16 * MAX_FRAME_BYTES,
+        scoreParams: { topics: Object.fromEntries(TOPICS.map((t) => [t, TOPIC_SCORE])) }
+      })
+    }
+  })
+}

@@ -1,0 +1,182 @@
+/**
+ * The network subsystem: libp2p host + gossip + sync, wired to the ingest pipeline.
+ *
+ * Started after the store and the pipeline, stopped before them (node.ts). On start it loads
+ * the seq index from the store, starts libp2p, subscribes, and begins syncing with peers as
+ * they connect; bootstrap peers are re-dialled every sync interval while disconnected.
+ *
+ * Published on gossip: this node's own statements (Publisher 'published'), frames its API
+ * stored (pipeline 'stored' with source 'api'), and the equivocation proofs it signs (pipeline
+ * 'equivocation').
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { RbqError, type EquivocationFrame, type VerifiedFrame } from '../../protocol/index.js'
+import type { P2PConfig, SyncConfig } from '../config.js'
+import type { Store } from '../db/store.js'
+import type { IngestPipeline } from '../ingest/pipeline.js'
+import type { Publisher } from '../ingest/publisher.js'
+import type { IngestSource } from '../ingest/types.js'
+import { errorFields, type Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import { Gossip } from './gossip.js'
+import { createHost, type Host } from './host.js'
+import { PeerPenalties } from './peer-penalties.js'
+import { loadSeqRuns, SeqRuns } from './seq-runs.js'
+import { SyncService } from './sync.js'
+
+export interface NetworkInit {
+  peerKey: PrivateKey
+  p2p: P2PConfig
+  sync: SyncConfig
+}
+
+export interface NetworkComponents {
+  store: Store
+  pipeline: IngestPipeline
+  publisher: Publisher
+  metrics: Metrics
+  logger: Logger
+}
+
+/** A connected peer, as the API shows it. */
+export interface PeerInfo {
+  id: string
+  addresses: string[]
+  /** Protocols the peer announced via identify (empty until identified). */
+  protocols: string[]
+}
+
+/** libp2p's "failed to listen" (port in use, address not local) as a config error naming the field. */
+function listenError(e: unknown): unknown {
+  if ((e as Error)?.name !== 'UnsupportedListenAddressesError') return e
+  const details = (e as Error).message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('/'))
+  return new RbqError('CONFIG_INVALID', `config p2p.listen: cannot listen on ${details.join('; ') || 'the configured addresses'}`, { field: 'p2p.listen', cause: e })
+}
+
+export class Network {
+  readonly host: Host
+  readonly gossip: Gossip
+  readonly sync: SyncService
+  readonly runs = new SeqRuns()
+  private readonly log: Logger
+  private readonly bootstrapPeers: { id: PeerId; addr: ReturnType<typeof multiaddr> }[]
+  private redialTimer: ReturnType<typeof setInterval> | undefined
+  private readonly redialMs: number
+
+  private constructor(
+    private readonly components: NetworkComponents,
+    host: Host,
+    readonly penalties: PeerPenalties,
+    init: NetworkInit
+  ) {
+    this.host = host
+    this.log = components.logger.child({ component: 'p2p' })
+    this.gossip = new Gossip({ pubsub: host.services.pubsub, ingest: components.pipeline, metrics: components.metrics, logger: components.logger })
+    this.sync = new SyncService(
+      { host, store: components.store, ingest: components.pipeline, runs: this.runs, penalties: this.penalties, metrics: components.metrics, logger: components.logger },
+      {
+        intervalMs: init.sync.intervalSeconds * 1000,
+        batchFrames: init.sync.batchFrames,
+        timeoutMs: init.sync.timeoutSeconds * 1000,
+        maxConcurrentPeers: init.sync.maxConcurrentPeers
+      }
+    )
+    this.redialMs = init.sync.intervalSeconds * 1000
+    this.bootstrapPeers = init.p2p.bootstrap.map((text) => {
+      const addr = multiaddr(text)
+      const id = addr.getComponents().findLast((c) => c.name === 'p2p')?.value as string
+      return { id: peerIdFromString(id), addr }
+    })
+  }
+
+  static async create(components: NetworkComponents, init: NetworkInit): Promise<Network> {
+    const penalties = new PeerPenalties()
+    const host = await createHost({
+      privateKey: init.peerKey,
+      listen: init.p2p.listen,
+      announce: init.p2p.announce,
+      bootstrap: init.p2p.bootstrap,
+      mdns: init.p2p.mdns,
+      maxConnections: init.p2p.maxConnections,
+      connectionGater: penalties.gater,
+      metricsRegistry: components.metrics.registry
+    })
+    return new Network(components, host, penalties, init)
+  }
+
+  get peerId(): PeerId {
+    return this.host.peerId
+  }
+
+  /** Addresses peers can dial, with /p2p/<peer id>. */
+  get addresses(): string[] {
+    return this.host.getMultiaddrs().map((a) => a.toString())
+  }
+
+  peers(): PeerInfo[] {
+    return this.host.getConnections().reduce<PeerInfo[]>((out, conn) => {
+      const id = conn.remotePeer.toString()
+      const known = out.find((p) => p.id === id)
+      if (known === undefined) out.push({ id, addresses: [conn.remoteAddr.toString()], protocols: [] })
+      else known.addresses.push(conn.remoteAddr.toString())
+      return out
+    }, [])
+  }
+
+  async start(): Promise<void> {
+    const { pipeline, publisher, store } = this.components
+    // Index first, then listen: stored events from now on keep it current.
+    pipeline.on('stored', this.onStored)
+    await loadSeqRuns(store, this.runs)
+    pipeline.on('equivocation', this.onEquivocation)
+    publisher.on('published', this.onPublished)
+    try {
+      await this.host.start()
+      this.gossip.start()
+      await this.sync.start()
+    } catch (e) {
+      await this.stop().catch(() => undefined)
+      throw listenError(e)
+    }
+    this.redialTimer = setInterval(() => this.redialBootstrap(), this.redialMs)
+    this.redialTimer.unref?.()
+    this.log.info({ peerId: this.peerId.toString(), addresses: this.addresses, keys: this.runs.size }, 'p2p started')
+  }
+
+  async stop(): Promise<void> {
+    const { pipeline, publisher } = this.components
+    clearInterval(this.redialTimer)
+    publisher.off('published', this.onPublished)
+    pipeline.off('equivocation', this.onEquivocation)
+    pipeline.off('stored', this.onStored)
+    await this.sync.stop()
+    this.gossip.stop()
+    await this.host.stop()
+    this.log.info('p2p stopped')
+  }
+
+  private readonly onStored = (frame: VerifiedFrame, source: IngestSource): void => {
+    this.sync.onStored(frame)
+    if (source === 'api') void this.gossip.publish(frame)
+  }
+
+  private readonly onPublished = (frame: VerifiedFrame): void => {
+    void this.gossip.publish(frame)
+  }
+
+  private readonly onEquivocation = (proof: EquivocationFrame): void => {
+    void this.gossip.publish(proof)
+  }
+
+  private redialBootstrap(): void {
+    for (const { id, addr } of this.bootstrapPeers) {
+      if (this.host.getConnections(id).length > 0 || this.penalties.isBanned(id)) continue
+      this.host.dial(addr).catch((e: unknown) => this.log.debug({ peer: id.toString(), ...errorFields(e) }, 'bootstrap redial failed'))
+    }
+  }
+}

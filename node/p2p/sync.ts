@@ -1,0 +1,580 @@
+/**
+ * Catch-up sync `/rbq/sync/1.0.0` (SPEC.md §Sync; messages and limits in protocol/sync.ts).
+ *
+ * Requester (a "session" with one peer, on connect and every `intervalMs`):
+ *   1. summary pages: the peer's held seq runs per key, plus digests of its delegation and
+ *      proof sets
+ *   2. after the first page, whole sets (delegations, proofs) whose digest differs from ours
+ *   3. after each page, the seqs we lack for that page's keys: frames-requests of at most
+ *      `batchFrames` frames; the next request goes out only after the pipeline has processed
+ *      the previous response (backpressure)
+ * Everything received goes through the ingest pipeline (source 'sync'): nothing is stored
+ * unverified. A response is used only once complete; a peer that breaks the protocol (garbage,
+ * oversize, more frames than asked, a cursor that does not move, a frame that fails
+ * verification) ends the session with a strike (peer-penalties.ts). Errors never escape.
+ *
+ * Responder: one request per stream, answered from the store and the in-memory seq index.
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import * as lp from 'it-length-prefixed'
+import type { Counter } from 'prom-client'
+import {
+  parseFrame,
+  RbqError,
+  SYNC_PROTOCOL,
+  decodeUtf8,
+  utf8,
+  type KeyId,
+  type VerifiedFrame
+} from '../../protocol/index.js'
+import {
+  checkEnd,
+  checkSummary,
+  continueFrames,
+  continueSet,
+  decodeSyncRequest,
+  decodeSyncResponse,
+  encodeSyncMessage,
+  packFrames,
+  setDigest,
+  summaryRuns,
+  wantedRanges,
+  SYNC_MAX_BATCH_FRAMES,
+  SYNC_MAX_MESSAGE_BYTES,
+  SYNC_MAX_RANGES,
+  SYNC_MAX_REQUEST_BYTES,
+  SYNC_MAX_RESPONSE_BYTES,
+  SYNC_MAX_SUMMARY_KEYS,
+  SYNC_SETS,
+  type EndMessage,
+  type FramesRequest,
+  type SeqRange,
+  type SetDigest,
+  type SetRequest,
+  type SummaryEntry,
+  type SummaryMessage,
+  type SyncMessage,
+  type SyncRequest,
+  type SyncSet
+} from '../../protocol/sync.js'
+import type { Store } from '../db/store.js'
+import { asRbqError } from '../ingest/results.js'
+import type { IngestResult, IngestSource, IngestStatus } from '../ingest/types.js'
+import { errorFields, type Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import type { Host } from './host.js'
+import type { PeerPenalties } from './peer-penalties.js'
+import { storedAttestationSeq, type SeqRuns } from './seq-runs.js'
+
+export interface SyncInit {
+  /** Between rounds with every connected peer (default 60 s). */
+  intervalMs?: number
+  /** Frames per frames-request (default and maximum SYNC_MAX_BATCH_FRAMES). */
+  batchFrames?: number
+  /** One request, from dial to last byte (default 30 s). */
+  timeoutMs?: number
+  /** Sessions at once (default 4). */
+  maxConcurrentPeers?: number
+}
+
+export type SyncStore = Pick<Store, 'attestationsInRange' | 'allDelegations' | 'allProofs'>
+
+export interface SyncIngest {
+  submitMany(frames: Uint8Array[], source: IngestSource, peer?: string): Promise<IngestResult[]>
+}
+
+export type SyncHost = Pick<Host, 'handle' | 'unhandle' | 'dialProtocol' | 'getPeers' | 'hangUp' | 'addEventListener' | 'removeEventListener'>
+
+export interface SyncComponents {
+  host: SyncHost
+  store: SyncStore
+  ingest: SyncIngest
+  runs: SeqRuns
+  penalties: PeerPenalties
+  metrics: Metrics
+  logger: Logger
+}
+
+/** What one session did (returned by syncWith, logged at info when it changed anything). */
+export interface SyncReport {
+  peer: string
+  outcome: 'complete' | 'failed' | 'violation' | 'skipped'
+  requests: number
+  received: Record<IngestStatus, number>
+  /** Time spent waiting for responses (network, the peer, decoding) and in the pipeline. */
+  waitMs: number
+  ingestMs: number
+  error?: RbqError
+}
+
+/** Stops a session: the peer broke the protocol (strike) — as opposed to a failed stream. */
+class Violation extends Error {
+  constructor(readonly error: RbqError) {
+    super(error.message)
+  }
+}
+
+function violation(message: string): Violation {
+  return new Violation(new RbqError('SYNC_PROTOCOL', message))
+}
+
+/** Response byte budget for frames, leaving room for message framing and the `end` message. */
+const FRAME_BUDGET_BYTES = SYNC_MAX_RESPONSE_BYTES - 4096
+/** Summary page budget, leaving room for the set digests and `next`. */
+const SUMMARY_BUDGET_BYTES = SYNC_MAX_MESSAGE_BYTES - 1024
+
+async function send(stream: Stream, message: SyncMessage, signal: AbortSignal): Promise<void> {
+  if (!stream.send(lp.encode.single(encodeSyncMessage(message)))) await stream.onDrain({ signal })
+}
+
+/** Aborts the stream when the signal fires (timeout, stop), so pending reads end. */
+function abortOn(stream: Stream, signal: AbortSignal): () => void {
+  const onAbort = (): void => stream.abort(new Error(`sync stream aborted: ${String(signal.reason)}`))
+  if (signal.aborted) onAbort()
+  else signal.addEventListener('abort', onAbort, { once: true })
+  return () => signal.removeEventListener('abort', onAbort)
+}
+
+export class SyncService {
+  private readonly intervalMs: number
+  private readonly batchFrames: number
+  private readonly timeoutMs: number
+  private readonly maxConcurrent: number
+  private readonly log: Logger
+  private readonly sessions = new Map<string, Promise<SyncReport>>()
+  /** Peers waiting for a session slot, in arrival order. */
+  private readonly queued = new Map<string, PeerId>()
+  private timer: ReturnType<typeof setInterval> | undefined
+  private stopping = new AbortController()
+  private running = false
+  private sets: Promise<Record<SyncSet, { digest: SetDigest; frames: Map<string, Uint8Array> }>> | undefined
+  private readonly metrics: {
+    sessions: Counter<'outcome'>
+    received: Counter<'status'>
+    served: Counter<'request'>
+    violations: Counter<'code' | 'side'>
+    bans: Counter
+  }
+
+  constructor(
+    private readonly components: SyncComponents,
+    init: SyncInit = {}
+  ) {
+    this.intervalMs = init.intervalMs ?? 60_000
+    this.batchFrames = Math.min(init.batchFrames ?? SYNC_MAX_BATCH_FRAMES, SYNC_MAX_BATCH_FRAMES)
+    this.timeoutMs = init.timeoutMs ?? 30_000
+    this.maxConcurrent = init.maxConcurrentPeers ?? 4
+    this.log = components.logger.child({ component: 'sync' })
+    const m = components.metrics
+    this.metrics = {
+      sessions: m.counter({ name: 'rbq_sync_sessions_total', help: 'Sync sessions run as requester, by outcome', labelNames: ['outcome'] }),
+      received: m.counter({ name: 'rbq_sync_frames_received_total', help: 'Frames received by sync, by ingest status', labelNames: ['status'] }),
+      served: m.counter({ name: 'rbq_sync_requests_served_total', help: 'Sync requests answered, by request type', labelNames: ['request'] }),
+      violations: m.counter({
+        name: 'rbq_sync_violations_total',
+        help: 'Sync protocol violations by peers, by error code and side (requester|responder)',
+        labelNames: ['code', 'side']
+      }),
+      bans: m.counter({ name: 'rbq_sync_bans_total', help: 'Peers disconnected and banned for repeated sync violations' })
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.stopping = new AbortController()
+    await this.components.host.handle(SYNC_PROTOCOL, this.onStream, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    this.components.host.addEventListener('peer:identify', this.onIdentify)
+    this.timer = setInterval(() => this.syncAll(), this.intervalMs)
+    this.timer.unref?.()
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    clearInterval(this.timer)
+    this.components.host.removeEventListener('peer:identify', this.onIdentify)
+    this.queued.clear()
+    this.stopping.abort(new Error('sync stopping'))
+    await Promise.allSettled([...this.sessions.values()])
+    await this.components.host.unhandle(SYNC_PROTOCOL)
+  }
+
+  /** Pipeline `stored` listener: keeps the seq index and the set digests current. */
+  readonly onStored = (frame: VerifiedFrame): void => {
+    if (frame.kind === 'attestation') this.components.runs.add(frame.signer.keyid, frame.statement.predicate.builder.seq)
+    else this.sets = undefined
+  }
+
+  /** Peers with a session running or waiting. */
+  get activePeers(): string[] {
+    return [...this.sessions.keys(), ...this.queued.keys()]
+  }
+
+  /** Schedules a session with every connected peer. */
+  syncAll(): void {
+    for (const peer of this.components.host.getPeers()) this.schedule(peer)
+  }
+
+  /** Schedules a session with `peer` unless one is running or queued. */
+  schedule(peer: PeerId): void {
+    const id = peer.toString()
+    if (!this.running || this.sessions.has(id) || this.queued.has(id) || this.components.penalties.isBanned(id)) return
+    if (this.sessions.size >= this.maxConcurrent) {
+      this.queued.set(id, peer)
+      return
+    }
+    const session = this.syncWith(peer).finally(() => {
+      this.sessions.delete(id)
+      const next = this.queued.entries().next()
+      if (!next.done) {
+        this.queued.delete(next.value[0])
+        this.schedule(next.value[1])
+      }
+    })
+    this.sessions.set(id, session)
+  }
+
+  private readonly onIdentify = (event: CustomEvent<{ peerId: PeerId; protocols: string[] }>): void => {
+    if (event.detail.protocols.includes(SYNC_PROTOCOL)) this.schedule(event.detail.peerId)
+  }
+
+  // --- requester -----------------------------------------------------------------------------
+
+  /** Runs one session with `peer` now; never throws. */
+  async syncWith(peer: PeerId): Promise<SyncReport> {
+    const report: SyncReport = {
+      peer: peer.toString(),
+      outcome: 'complete',
+      requests: 0,
+      received: { stored: 0, duplicate: 0, rejected: 0, ignored: 0 },
+      waitMs: 0,
+      ingestMs: 0
+    }
+    if (this.components.penalties.isBanned(peer)) return { ...report, outcome: 'skipped' }
+    try {
+      let after: KeyId | undefined
+      let first = true
+      do {
+        const summary = await this.requestSummary(peer, after, report)
+        if (first) {
+          // Sets first: with the peer's proofs in hand, attestations that conflict are already
+          // proven, and this node does not sign a proof of its own for them.
+          first = false
+          const local = await this.localSets()
+          for (const set of SYNC_SETS) {
+            if (summary[set].digest !== local[set].digest.digest) await this.fetchSet(peer, set, report)
+          }
+        }
+        const ranges = wantedRanges((keyid) => this.components.runs.runs(keyid), summary.keys)
+        for (let i = 0; i < ranges.length; i += SYNC_MAX_RANGES) await this.fetchFrames(peer, ranges.slice(i, i + SYNC_MAX_RANGES), report)
+        after = summary.next
+      } while (after !== undefined)
+    } catch (e) {
+      if (e instanceof Violation) {
+        report.outcome = 'violation'
+        report.error = e.error
+        this.penalise(peer, e.error, 'requester')
+      } else {
+        report.outcome = 'failed'
+        report.error = asRbqError(e)
+        this.log.debug({ peer: report.peer, ...errorFields(e) }, 'sync session failed')
+      }
+    }
+    this.metrics.sessions.inc({ outcome: report.outcome })
+    if (report.received.stored > 0 || report.outcome === 'violation') {
+      const { peer, outcome, requests, received, waitMs, ingestMs } = report
+      this.log.info({ peer, outcome, requests, ...received, waitMs: Math.round(waitMs), ingestMs: Math.round(ingestMs) }, 'sync session')
+    }
+    return report
+  }
+
+  private async requestSummary(peer: PeerId, after: KeyId | undefined, report: SyncReport): Promise<SummaryMessage> {
+    const request: SyncRequest = after === undefined ? { type: 'summary-request' } : { type: 'summary-request', after }
+    let summary: SummaryMessage | undefined
+    await this.request(peer, request, report, (message) => {
+      if (message.type !== 'summary' || summary !== undefined) throw violation(`expected one summary, got ${message.type}`)
+      checkSummary(request, message)
+      summary = message
+    })
+    if (summary === undefined) throw violation('summary response ended without a summary')
+    return summary
+  }
+
+  private async fetchFrames(peer: PeerId, ranges: SeqRange[], report: SyncReport): Promise<void> {
+    let request: FramesRequest | undefined = { type: 'frames-request', ranges, limit: this.batchFrames }
+    while (request !== undefined) {
+      const end = await this.fetchBatch(peer, request, report)
+      request = continueFrames(request, end)
+    }
+  }
+
+  private async fetchSet(peer: PeerId, set: SyncSet, report: SyncReport): Promise<void> {
+    let request: SetRequest | undefined = { type: 'set-request', set, limit: this.batchFrames }
+    while (request !== undefined) {
+      const end = await this.fetchBatch(peer, request, report)
+      request = continueSet(request, end)
+    }
+  }
+
+  /** One request/response; the frames go through the pipeline before this returns. */
+  private async fetchBatch(peer: PeerId, request: FramesRequest | SetRequest, report: SyncReport): Promise<EndMessage> {
+    const frames: Uint8Array[] = []
+    let end: EndMessage | undefined
+    await this.request(peer, request, report, (message) => {
+      if (end !== undefined) throw violation('message after end')
+      if (message.type === 'frames') {
+        if (frames.length + message.frames.length > request.limit) {
+          throw violation(`response carries more than the ${request.limit} frames asked for`)
+        }
+        for (const text of message.frames) frames.push(utf8(text))
+      } else if (message.type === 'end') {
+        checkEnd(request, frames.length, message)
+        end = message
+      } else {
+        throw violation(`unexpected ${message.type} in a frames response`)
+      }
+    })
+    if (end === undefined) throw violation('response ended without end')
+    if (frames.length === 0) return end
+    const ingestStart = performance.now()
+    const results = await this.components.ingest.submitMany(frames, 'sync', peer.toString())
+    report.ingestMs += performance.now() - ingestStart
+    let rejected: IngestResult | undefined
+    for (const result of results) {
+      report.received[result.status]++
+      this.metrics.received.inc({ status: result.status })
+      if (result.status === 'rejected') rejected ??= result
+    }
+    // An honest peer serves only frames it verified: one that fails verification is on the peer.
+    if (rejected !== undefined) throw new Violation(rejected.error ?? new RbqError('SYNC_PROTOCOL', 'peer served an invalid frame'))
+    return end
+  }
+
+  /**
+   * Opens a stream, sends `request`, and feeds each response message to `onMessage` until the
+   * responder closes. Bounds: message size, total response bytes, the request timeout.
+   */
+  private async request(peer: PeerId, request: SyncRequest, report: SyncReport, onMessage: (m: ReturnType<typeof decodeSyncResponse>) => void): Promise<void> {
+    report.requests++
+    const start = performance.now()
+    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)])
+    const stream = await this.components.host.dialProtocol(peer, SYNC_PROTOCOL, { signal })
+    const release = abortOn(stream, signal)
+    try {
+      await send(stream, request, signal)
+      await stream.close({ signal })
+      let total = 0
+      try {
+        for await (const chunk of lp.decode(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES })) {
+          total += chunk.byteLength
+          if (total > SYNC_MAX_RESPONSE_BYTES) throw violation(`response exceeds ${SYNC_MAX_RESPONSE_BYTES} bytes`)
+          onMessage(decodeSyncResponse(chunk.subarray()))
+        }
+      } catch (e) {
+        // Typed errors come from decoding and checking peer input: the peer's fault.
+        if (e instanceof RbqError) throw new Violation(e)
+        // it-length-prefixed reports an oversized message by its error name.
+        if ((e as Error).name === 'InvalidDataLengthError' || (e as Error).name === 'InvalidDataLengthLengthError') {
+          throw new Violation(new RbqError('INPUT_TOO_LARGE', `sync message over ${SYNC_MAX_MESSAGE_BYTES} bytes`))
+        }
+        throw e
+      }
+    } catch (e) {
+      stream.abort(e instanceof Error ? e : new Error(String(e)))
+      throw e
+    } finally {
+      release()
+      report.waitMs += performance.now() - start
+    }
+  }
+
+  private penalise(peer: PeerId, error: RbqError, side: 'requester' | 'responder'): void {
+    this.metrics.violations.inc({ code: error.code, side })
+    this.log.warn({ peer: peer.toString(), side, ...errorFields(error) }, 'sync protocol violation')
+    if (this.components.penalties.strike(peer)) {
+      this.metrics.bans.inc()
+      this.log.warn({ peer: peer.toString() }, 'peer banned for repeated sync violations')
+      void this.components.host.hangUp(peer).catch(() => undefined)
+    }
+  }
+
+  // --- responder -----------------------------------------------------------------------------
+
+  private readonly onStream = (stream: Stream, connection: Connection): void => {
+    void this.serve(stream, connection.remotePeer)
+  }
+
+  private async serve(stream: Stream, peer: PeerId): Promise<void> {
+    if (this.components.penalties.isBanned(peer)) {
+      stream.abort(new Error('banned'))
+      return
+    }
+    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)])
+    const release = abortOn(stream, signal)
+    try {
+      let request: SyncRequest
+      try {
+        // One request per stream: read the first message and stop listening.
+        const messages = lp.decode(stream, { maxDataLength: SYNC_MAX_REQUEST_BYTES })[Symbol.asyncIterator]()
+        const first = await messages.next()
+        void messages.return?.()
+        // A requester that gives up (timeout, shutdown) closes early: not a strike.
+        if (first.done === true) throw new Error('stream closed before a request')
+        request = decodeSyncRequest(first.value.subarray())
+      } catch (e) {
+        const name = (e as Error).name
+        const error =
+          name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError'
+            ? new RbqError('INPUT_TOO_LARGE', `sync request over ${SYNC_MAX_REQUEST_BYTES} bytes`)
+            : e
+        if (error instanceof RbqError) this.penalise(peer, error, 'responder')
+        throw error
+      }
+      this.metrics.served.inc({ request: request.type })
+      switch (request.type) {
+        case 'summary-request':
+          await send(stream, await this.summaryPage(request.after), signal)
+          break
+        case 'frames-request':
+          await this.serveFrames(stream, request, signal)
+          break
+        case 'set-request':
+          await this.serveSet(stream, request, signal)
+          break
+      }
+      await stream.close({ signal })
+    } catch (e) {
+      this.log.debug({ peer: peer.toString(), ...errorFields(e) }, 'sync request not served')
+      stream.abort(e instanceof Error ? e : new Error(String(e)))
+    } finally {
+      release()
+    }
+  }
+
+  private async summaryPage(after: KeyId | undefined): Promise<SummaryMessage> {
+    const { runs } = this.components
+    const keys = runs.keys()
+    const entries: SummaryEntry[] = []
+    let size = 0
+    let i = runs.indexAfter(after ?? '')
+    for (; i < keys.length && entries.length < SYNC_MAX_SUMMARY_KEYS; i++) {
+      const keyid = keys[i] as KeyId
+      const entry: SummaryEntry = [keyid, summaryRuns(runs.runs(keyid) ?? [])]
+      const cost = JSON.stringify(entry).length + 1
+      if (size + cost > SUMMARY_BUDGET_BYTES) break
+      entries.push(entry)
+      size += cost
+    }
+    const sets = await this.localSets()
+    const page: SummaryMessage = { type: 'summary', keys: entries, delegations: sets.delegations.digest, proofs: sets.proofs.digest }
+    const last = entries[entries.length - 1]
+    if (i < keys.length && last !== undefined) page.next = last[0]
+    return page
+  }
+
+  /**
+   * Sends what the store holds in the requested ranges, in order, up to the request's limit and
+   * the byte budget. A response does not end inside the frames of one seq (both statements of
+   * an equivocation travel together) unless that seq alone fills it; then the rest of that seq
+   * is skipped, which only a key already proven to equivocate can cause (its proof travels in
+   * the proofs set).
+   */
+  private async serveFrames(stream: Stream, request: FramesRequest, signal: AbortSignal): Promise<void> {
+    const limit = Math.min(request.limit, SYNC_MAX_BATCH_FRAMES)
+    const out: Uint8Array[] = []
+    let bytes = 0
+    let next: [number, number] | undefined
+    for (const [index, [keyid, from, to]] of request.ranges.entries()) {
+      if (this.components.runs.runs(keyid) === undefined) continue
+      const room = limit - out.length
+      if (room === 0) {
+        next = [index, from]
+        break
+      }
+      const frames = await this.components.store.attestationsInRange(keyid, from, to, room)
+      let fit = 0
+      let size = bytes
+      for (const frame of frames) {
+        if (size + frame.length + 3 > FRAME_BUDGET_BYTES) break
+        size += frame.length + 3
+        fit++
+      }
+      if (fit === frames.length && frames.length < room) {
+        // The whole range fits: go on with the next one.
+        out.push(...frames)
+        bytes = size
+        continue
+      }
+      // The response ends in this range.
+      const kept = frames.slice(0, fit)
+      const last = kept[kept.length - 1]
+      if (last === undefined) {
+        next = [index, from]
+        break
+      }
+      const lastSeq = storedAttestationSeq(last)
+      let group = kept.length
+      while (group > 0 && storedAttestationSeq(kept[group - 1] as Uint8Array) === lastSeq) group--
+      let resume: number
+      if (group > 0 || out.length > 0) {
+        kept.length = group // the frames of lastSeq go whole in the next response
+        resume = lastSeq
+      } else {
+        resume = lastSeq + 1
+      }
+      out.push(...kept)
+      if (resume <= to) next = [index, resume]
+      else if (index + 1 < request.ranges.length) next = [index + 1, (request.ranges[index + 1] as SeqRange)[1]]
+      break
+    }
+    // A response with no frame must be final, or the requester could not make progress.
+    if (out.length === 0) next = undefined
+    await this.sendFrames(stream, out, next, signal)
+  }
+
+  private async serveSet(stream: Stream, request: SetRequest, signal: AbortSignal): Promise<void> {
+    const { frames } = (await this.localSets())[request.set]
+    const limit = Math.min(request.limit, SYNC_MAX_BATCH_FRAMES)
+    const out: Uint8Array[] = []
+    let bytes = 0
+    let lastId: string | undefined
+    let next: string | undefined
+    for (const [id, frame] of frames) {
+      if (request.after !== undefined && id <= request.after) continue
+      if (out.length >= limit || bytes + frame.length + 3 > FRAME_BUDGET_BYTES) {
+        next = lastId
+        break
+      }
+      out.push(frame)
+      bytes += frame.length + 3
+      lastId = id
+    }
+    await this.sendFrames(stream, out, next, signal)
+  }
+
+  private async sendFrames(stream: Stream, frames: Uint8Array[], next: [number, number] | string | undefined, signal: AbortSignal): Promise<void> {
+    for (const message of packFrames(frames.map((f) => decodeUtf8(f, 'stored frame')))) await send(stream, message, signal)
+    await send(stream, next === undefined ? { type: 'end' } : { type: 'end', next }, signal)
+  }
+
+  /** Delegations and proofs by frame id (sorted), with their digests; rebuilt after a change. */
+  private localSets(): Promise<Record<SyncSet, { digest: SetDigest; frames: Map<string, Uint8Array> }>> {
+    this.sets ??= (async () => {
+      const load = async (all: Promise<Uint8Array[]>) => {
+        const frames = new Map<string, Uint8Array>()
+        for (const bytes of await all) frames.set(parseFrame(bytes).id, bytes)
+        const sorted = new Map([...frames.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        return { digest: setDigest([...sorted.keys()]), frames: sorted }
+      }
+      const [delegations, proofs] = await Promise.all([load(this.components.store.allDelegations()), load(this.components.store.allProofs())])
+      return { delegations, proofs }
+    })()
+    const sets = this.sets
+    // A failed load is retried on the next call instead of being cached.
+    sets.catch(() => {
+      if (this.sets === sets) this.sets = undefined
+    })
+    return sets
+  }
+}

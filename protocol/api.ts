@@ -1,0 +1,451 @@
+/**
+ * The local HTTP API (`/v1`): request and response types, their TypeBox (JSON Schema) forms,
+ * limits, and the error ↔ HTTP status mapping. Shared by the server (node/api/) and the typed
+ * client (node/api/client.ts); pure, no I/O. node/api/README.md describes the routes.
+ *
+ * The verdict types mirror node/consensus/verdict.ts field for field: the server assigns the
+ * engine's values to these types, so the compiler catches a field the engine renames, drops or
+ * retypes (a field it adds is served but missing here and in /openapi.json until added).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { REBUILD_OUTCOMES, Sha256Hex } from './statements.js'
+import type { ErrorCode } from './errors.js'
+
+// --- addresses and limits ------------------------------------------------------------------
+
+export const API_PREFIX = '/v1'
+export const DEFAULT_API_HOST = '127.0.0.1'
+export const DEFAULT_API_PORT = 4778
+export const DEFAULT_API_URL = `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`
+
+/** Most artifacts in one POST /v1/verdicts or POST /v1/watch. */
+export const API_MAX_BATCH = 10_000
+/** Body limit of batch routes (10k queries of ~250 bytes fit with room to spare). */
+export const API_MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
+/** Body limit of POST /v1/attestations with one frame (`application/json`): a frame plus a final LF. */
+export const API_MAX_FRAME_BODY_BYTES = 64 * 1024 + 1
+/** Body limit of POST /v1/attestations with JSON lines (`application/x-ndjson`). */
+export const API_MAX_FRAMES_BODY_BYTES = 8 * 1024 * 1024
+/** Most frames in one JSON-lines submission. */
+export const API_MAX_FRAMES_PER_SUBMIT = 4096
+/** Body limit of every other JSON route. */
+export const API_MAX_BODY_BYTES = 256 * 1024
+/** Largest policy text accepted in a request. */
+export const API_MAX_POLICY_BYTES = 128 * 1024
+/** Page size of GET /v1/attestations. */
+export const API_DEFAULT_PAGE = 100
+export const API_MAX_PAGE = 1000
+
+/** Media types of POST /v1/attestations. */
+export const MEDIA_JSON = 'application/json'
+export const MEDIA_NDJSON = 'application/x-ndjson'
+
+// --- errors --------------------------------------------------------------------------------
+
+const strict = { additionalProperties: false } as const
+
+export const ApiErrorSchema = Type.Object(
+  {
+    error: Type.Object(
+      {
+        code: Type.String({ description: 'RbqError code (protocol/errors.ts): stable, safe to match on' }),
+        message: Type.String(),
+        field: Type.Optional(Type.String({ description: 'the offending field, e.g. `artifacts[3].sha256`' }))
+      },
+      strict
+    )
+  },
+  strict
+)
+export type ApiErrorBody = Static<typeof ApiErrorSchema>
+
+/** HTTP status of an error code; anything unlisted is the server's fault (500). */
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  INPUT_TOO_LARGE: 413,
+  JSON_MALFORMED: 400,
+  NOT_CANONICAL: 400,
+  SCHEMA_INVALID: 400,
+  VERSION_UNSUPPORTED: 400,
+  BASE64_INVALID: 400,
+  PAYLOAD_TYPE_UNKNOWN: 400,
+  PURL_INVALID: 400,
+  PATTERN_INVALID: 400,
+  KEY_INVALID: 400,
+  KEY_SMALL_ORDER: 400,
+  KEYID_MISMATCH: 400,
+  SIGNATURE_INVALID: 400,
+  EQUIVOCATION_INVALID: 400,
+  POLICY_INVALID: 400,
+  USAGE: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  QUOTA_EXCEEDED: 429,
+  QUEUE_FULL: 503,
+  BUILDER_UNAVAILABLE: 503,
+  API_UNAVAILABLE: 503
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return STATUS_BY_CODE[code] ?? 500
+}
+
+// --- shared pieces ---------------------------------------------------------------------------
+
+const KeyIdHex = Type.String({ pattern: '^[0-9a-f]{64}$' })
+const FrameIdHex = KeyIdHex
+const Count = Type.Integer({ minimum: 0 })
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()])
+/** Any spelling of a purl; the server canonicalises it (PURL_INVALID otherwise). */
+const PurlParam = Type.String({ minLength: 1, maxLength: 512, description: 'package URL, e.g. pkg:deb/debian/hello@2.10-3?arch=source' })
+/** A file name as in attestation subjects. */
+const ArtifactParam = Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$', description: 'artifact file name, e.g. hello_2.10-3_amd64.deb' })
+/** Upper or lower case accepted; answers use lower case. */
+const Sha256Param = Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'SHA-256 of the file in hand (hex)' })
+const PolicyText = Type.String({ minLength: 1, maxLength: API_MAX_POLICY_BYTES, description: 'a trust policy in TOML (DESIGN.md §4); replaces the node policy for this request' })
+const FrameObject = Type.Unknown({ description: 'a frame `{ v, publicKey, envelope }` (its JCS bytes are the stored bytes)' })
+
+export const STATEMENT_KINDS = ['attestation', 'delegation', 'equivocation'] as const
+const KindSchema = Type.Union(STATEMENT_KINDS.map((k) => Type.Literal(k)))
+
+// --- verdicts (mirror node/consensus/verdict.ts) --------------------------------------------
+
+export const API_VERDICT_STATUSES = ['reproduced', 'mismatch', 'conflict', 'insufficient', 'failed', 'unknown'] as const
+export type ApiVerdictStatus = (typeof API_VERDICT_STATUSES)[number]
+export const VerdictStatusSchema = Type.Union(API_VERDICT_STATUSES.map((s) => Type.Literal(s)))
+
+const PartyKeySchema = Type.Object({ party: Type.String(), keyid: KeyIdHex }, strict)
+const KeyClaimSchema = Type.Object(
+  {
+    keyid: KeyIdHex,
+    party: Type.String(),
+    parties: Type.Array(Type.String()),
+    sha256: Nullable(Sha256Hex),
+    outcome: Type.Union(REBUILD_OUTCOMES.map((o) => Type.Literal(o))),
+    seq: Type.Integer({ minimum: 1 }),
+    inputs: Sha256Hex,
+    frame: FrameIdHex
+  },
+  strict
+)
+const DigestSupportSchema = Type.Object({ sha256: Sha256Hex, have: Count, support: Type.Array(PartyKeySchema) }, strict)
+const ClaimAtSchema = Type.Object({ sha256: Sha256Hex, seq: Type.Integer({ minimum: 1 }), inputs: Sha256Hex, frame: FrameIdHex }, strict)
+const FlipSchema = Type.Object({ keyid: KeyIdHex, party: Type.String(), from: ClaimAtSchema, to: ClaimAtSchema, sameInputs: Type.Boolean() }, strict)
+
+export const VerdictEvidenceSchema = Type.Object(
+  {
+    package: Type.String(),
+    artifact: Type.String(),
+    sha256: Sha256Hex,
+    count: Type.Union([Type.Literal('party'), Type.Literal('key')]),
+    need: Count,
+    have: Count,
+    dissenting: Count,
+    maxDissent: Count,
+    support: Type.Array(PartyKeySchema),
+    dissent: Type.Array(DigestSupportSchema),
+    failed: Type.Array(PartyKeySchema),
+    inputs: Type.Array(Sha256Hex),
+    flips: Type.Array(FlipSchema),
+    equivocators: Type.Array(KeyIdHex),
+    claims: Type.Array(KeyClaimSchema),
+    frames: Type.Array(FrameIdHex),
+    truncated: Type.Boolean()
+  },
+  strict
+)
+
+/** The verdict for one (package, artifact, sha256), with its evidence. */
+export const ArtifactVerdictSchema = Type.Object(
+  {
+    status: VerdictStatusSchema,
+    reason: Type.String({ description: 'one line for humans' }),
+    evidence: VerdictEvidenceSchema,
+    evidenceHash: Sha256Hex
+  },
+  strict
+)
+export type ArtifactVerdict = Static<typeof ArtifactVerdictSchema>
+
+/**
+ * One verdict question. `sha256` is required. With `package` and `artifact` the verdict is for
+ * that artifact (other trusted parties agreeing on another digest → `mismatch`). With one or
+ * neither, the (package, artifact) pairs attested with this digest are looked up (filtered by
+ * the one given); none → `unknown`.
+ */
+export const VerdictQuerySchema = Type.Object(
+  { sha256: Sha256Param, package: Type.Optional(PurlParam), artifact: Type.Optional(ArtifactParam) },
+  strict
+)
+export type VerdictQuery = Static<typeof VerdictQuerySchema>
+
+/**
+ * Answer to one question: the worst status of `verdicts` (DESIGN.md §4 severity order) and its
+ * reason; `verdicts` holds one entry per (package, artifact) considered, sorted.
+ */
+export const VerdictResultSchema = Type.Object(
+  {
+    query: Type.Object({ sha256: Sha256Hex, package: Type.Optional(Type.String()), artifact: Type.Optional(Type.String()) }, strict),
+    status: VerdictStatusSchema,
+    reason: Type.String(),
+    verdicts: Type.Array(ArtifactVerdictSchema)
+  },
+  strict
+)
+export type VerdictResult = Static<typeof VerdictResultSchema>
+
+export const VerdictsRequestSchema = Type.Object(
+  {
+    artifacts: Type.Array(VerdictQuerySchema, { minItems: 1, maxItems: API_MAX_BATCH }),
+    policy: Type.Optional(PolicyText)
+  },
+  strict
+)
+export type VerdictsRequest = Static<typeof VerdictsRequestSchema>
+
+export const VerdictsResponseSchema = Type.Object({ results: Type.Array(VerdictResultSchema, { description: 'in request order' }) }, strict)
+export type VerdictsResponse = Static<typeof VerdictsResponseSchema>
+
+// --- status and peers ------------------------------------------------------------------------
+
+export const SYNC_STATES = ['off', 'idle', 'catching-up'] as const
+export type SyncState = (typeof SYNC_STATES)[number]
+
+export const StatusResponseSchema = Type.Object(
+  {
+    version: Type.String(),
+    software: Type.String({ description: 'builder.software of this node, e.g. rebuild-quorum/0.1.0' }),
+    keyid: Nullable(KeyIdHex),
+    publicKey: Nullable(Type.String()),
+    peerId: Nullable(Type.String()),
+    listen: Type.Array(Type.String(), { description: 'p2p multiaddrs' }),
+    api: Type.String({ description: 'base URL of this API' }),
+    dataDir: Type.String(),
+    startedAt: Type.String(),
+    uptimeSeconds: Count,
+    frames: Type.Object({ attestation: Count, delegation: Count, equivocation: Count }, strict),
+    peers: Count,
+    sync: Type.Object(
+      {
+        state: Type.Union(SYNC_STATES.map((s) => Type.Literal(s))),
+        detail: Type.Optional(Type.String()),
+        progress: Type.Optional(Type.Object({ done: Count, total: Count }, strict))
+      },
+      strict
+    ),
+    scheduler: Nullable(
+      Type.Object(
+        { queued: Count, running: Count, detail: Type.Optional(Type.String()) },
+        { ...strict, description: 'null when this node does not rebuild' }
+      )
+    ),
+    policy: Type.Object(
+      {
+        file: Type.String(),
+        loaded: Type.Boolean(),
+        error: Type.Optional(Type.String()),
+        threshold: Type.Optional(Count),
+        count: Type.Optional(Type.String()),
+        roots: Type.Optional(Type.Array(Type.Object({ name: Type.String(), keyid: KeyIdHex }, strict)))
+      },
+      strict
+    ),
+    watched: Count
+  },
+  strict
+)
+export type StatusResponse = Static<typeof StatusResponseSchema>
+
+export const PeerInfoSchema = Type.Object(
+  {
+    peerId: Type.String(),
+    addrs: Type.Array(Type.String()),
+    direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
+    openedAt: Nullable(Type.String()),
+    streams: Count
+  },
+  strict
+)
+export type PeerInfo = Static<typeof PeerInfoSchema>
+export const PeersResponseSchema = Type.Object({ peers: Type.Array(PeerInfoSchema) }, strict)
+export type PeersResponse = Static<typeof PeersResponseSchema>
+
+// --- attestations (frames) -------------------------------------------------------------------
+
+/**
+ * Exactly one of package, sha256, builder (attestations) or delegate (delegations naming that
+ * key); `cursor` is the `next` of the previous page.
+ */
+export const AttestationsQuerySchema = Type.Object(
+  {
+    package: Type.Optional(PurlParam),
+    sha256: Type.Optional(Sha256Param),
+    builder: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'builder key id (hex)' })),
+    delegate: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'delegate key id (hex): the delegations to this key' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: API_MAX_PAGE, default: API_DEFAULT_PAGE })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$' }))
+  },
+  strict
+)
+export type AttestationsQuery = Static<typeof AttestationsQuerySchema>
+
+export const StoredFrameSchema = Type.Object(
+  { id: FrameIdHex, kind: KindSchema, signer: KeyIdHex, frame: FrameObject },
+  strict
+)
+export type StoredFrame = Static<typeof StoredFrameSchema>
+
+export const AttestationsPageSchema = Type.Object(
+  { items: Type.Array(StoredFrameSchema), next: Nullable(Type.String({ description: 'cursor of the next page; null on the last page' })) },
+  strict
+)
+export type AttestationsPage = Static<typeof AttestationsPageSchema>
+
+export const FrameIdParamsSchema = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{64}$' }) }, strict)
+
+export const SUBMIT_STATUSES = ['stored', 'duplicate', 'rejected'] as const
+export type SubmitStatus = (typeof SUBMIT_STATUSES)[number]
+
+/** Result of one submitted frame; `error` when rejected. */
+export const SubmitResultSchema = Type.Object(
+  {
+    id: Type.Optional(FrameIdHex),
+    kind: Type.Optional(KindSchema),
+    status: Type.Union(SUBMIT_STATUSES.map((s) => Type.Literal(s))),
+    error: Type.Optional(ApiErrorSchema.properties.error)
+  },
+  strict
+)
+export type SubmitResult = Static<typeof SubmitResultSchema>
+export const SubmitManyResponseSchema = Type.Object({ results: Type.Array(SubmitResultSchema, { description: 'one per line, in order' }) }, strict)
+export type SubmitManyResponse = Static<typeof SubmitManyResponseSchema>
+
+// --- rebuilds, watch, trust ------------------------------------------------------------------
+
+export const RebuildRequestSchema = Type.Object({ purl: PurlParam }, strict)
+export type RebuildRequest = Static<typeof RebuildRequestSchema>
+export const RebuildResponseSchema = Type.Object(
+  { purl: Type.String(), status: Type.String({ description: 'what the scheduler did, e.g. queued' }), detail: Type.Optional(Type.String()) },
+  strict
+)
+export type RebuildResponse = Static<typeof RebuildResponseSchema>
+
+export const WatchItemSchema = Type.Object({ package: PurlParam, artifact: ArtifactParam, sha256: Sha256Param }, strict)
+export type WatchItem = Static<typeof WatchItemSchema>
+export const WatchRequestSchema = Type.Object(
+  {
+    artifacts: Type.Array(WatchItemSchema, { maxItems: API_MAX_BATCH }),
+    replace: Type.Optional(Type.Boolean({ description: 'true: the list becomes exactly `artifacts` (e.g. the installed packages)' })),
+    remove: Type.Optional(Type.Boolean({ description: 'true: remove `artifacts` from the list instead' }))
+  },
+  strict
+)
+export type WatchRequest = Static<typeof WatchRequestSchema>
+
+export const WatchedArtifactSchema = Type.Object(
+  {
+    package: Type.String(),
+    artifact: Type.String(),
+    sha256: Sha256Hex,
+    status: Nullable(VerdictStatusSchema),
+    reason: Nullable(Type.String()),
+    evidenceHash: Nullable(Sha256Hex),
+    since: Type.String({ description: 'when the artifact was added' })
+  },
+  strict
+)
+export type WatchedArtifact = Static<typeof WatchedArtifactSchema>
+export const WatchResponseSchema = Type.Object({ watched: Type.Array(WatchedArtifactSchema) }, strict)
+export type WatchResponse = Static<typeof WatchResponseSchema>
+
+const DelegationEdgeSchema = Type.Object(
+  {
+    frameId: FrameIdHex,
+    delegator: KeyIdHex,
+    delegate: KeyIdHex,
+    name: Type.String(),
+    scope: Type.Array(Type.String()),
+    maxDepth: Count,
+    version: Count,
+    expires: Type.String(),
+    state: Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('revoked'), Type.Literal('conflicting')]),
+    superseded: Count
+  },
+  strict
+)
+
+export const TrustExplainRequestSchema = Type.Object(
+  {
+    key: Type.String({ minLength: 1, maxLength: 128, description: 'key id (hex) or public key (ed25519:…)' }),
+    package: Type.Optional(PurlParam),
+    policy: Type.Optional(PolicyText)
+  },
+  strict
+)
+export type TrustExplainRequest = Static<typeof TrustExplainRequestSchema>
+
+export const TrustExplanationSchema = Type.Object(
+  {
+    keyid: KeyIdHex,
+    trusted: Type.Boolean(),
+    package: Type.Optional(Type.String()),
+    excluded: Type.Boolean(),
+    root: Type.Optional(Type.Object({ name: Type.String(), scope: Type.Array(Type.String()) }, strict)),
+    builder: Type.Optional(
+      Type.Object(
+        {
+          keyid: KeyIdHex,
+          name: Type.String(),
+          party: Type.String(),
+          parties: Type.Array(Type.String()),
+          rootIndexes: Type.Array(Count),
+          chain: Type.Array(DelegationEdgeSchema)
+        },
+        strict
+      )
+    ),
+    incoming: Type.Array(DelegationEdgeSchema),
+    reason: Type.String()
+  },
+  strict
+)
+export type TrustExplanation = Static<typeof TrustExplanationSchema>
+
+// --- events (GET /v1/events, text/event-stream) ----------------------------------------------
+
+export const EVENT_TYPES = ['attestation', 'delegation', 'equivocation', 'verdict'] as const
+export type ApiEventType = (typeof EVENT_TYPES)[number]
+
+/** `attestation`, `delegation`, `equivocation`: a frame newly stored by this node. */
+export const FrameEventSchema = Type.Object(
+  {
+    id: FrameIdHex,
+    kind: KindSchema,
+    signer: KeyIdHex,
+    package: Type.Optional(Type.String()),
+    outcome: Type.Optional(Type.String()),
+    subject: Type.Optional(Type.Array(Type.Object({ name: Type.String(), sha256: Sha256Hex }, strict)))
+  },
+  strict
+)
+export type FrameEvent = Static<typeof FrameEventSchema>
+
+/** `verdict`: a watched artifact's verdict changed (`from` is null the first time). */
+export const VerdictEventSchema = Type.Object(
+  {
+    package: Type.String(),
+    artifact: Type.String(),
+    sha256: Sha256Hex,
+    from: Nullable(VerdictStatusSchema),
+    to: VerdictStatusSchema,
+    reason: Type.String(),
+    evidenceHash: Sha256Hex,
+    previousEvidenceHash: Nullable(Sha256Hex)
+  },
+  strict
+)
+export type VerdictEvent = Static<typeof VerdictEventSchema>
+
+export type ApiEvent =
+  | { type: 'attestation' | 'delegation' | 'equivocation'; id: string; data: FrameEvent }
+  | { type: 'verdict'; id: string; data: VerdictEvent }
