@@ -2,18 +2,32 @@
 /**
  * `rbq`: thin commands. Each verb lives in cli/commands/<verb>.ts and exports `register`.
  * Verbs that need a running node go through the typed API client only; offline verbs call
- * protocol/ and node/ libraries directly.
+ * protocol/ and node/ libraries directly. Heavy modules (libp2p, fastify) are imported inside
+ * the actions that need them, so every verb starts fast (the apt hook runs on every install).
  */
 import '../node/polyfills.js'
 import { Command, CommanderError } from 'commander'
 import { VERSION } from '../node/version.js'
-import { EXIT_USAGE, printError } from './exit.js'
+import { registerAptHook } from './commands/apt-hook.js'
 import { registerAttest } from './commands/attest.js'
 import { registerDelegate } from './commands/delegate.js'
+import { registerDoctor } from './commands/doctor.js'
+import { registerExport } from './commands/export.js'
+import { registerHealth } from './commands/health.js'
+import { registerImport } from './commands/import.js'
+import { registerInit } from './commands/init.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerKey } from './commands/key.js'
 import { registerNode } from './commands/node.js'
+import { registerPeers } from './commands/peers.js'
+import { registerRevoke } from './commands/publish-delegation.js'
+import { registerRebuild } from './commands/rebuild.js'
+import { registerStatus } from './commands/status.js'
+import { registerTrust } from './commands/trust.js'
 import { registerVerdict } from './commands/verdict.js'
+import { registerVerify } from './commands/verify.js'
+import { registerWatch } from './commands/watch.js'
+import { EXIT_USAGE, printError } from './exit.js'
 
 export function buildProgram(): Command {
   const program = new Command('rbq')
@@ -24,12 +38,30 @@ export function buildProgram(): Command {
     // Program options are read only before the verb, so a verb's own `--version N` (rbq delegate)
     // is not taken for rbq's version flag.
     .enablePositionalOptions()
-  registerKey(program)
-  registerAttest(program)
-  registerInspect(program)
-  registerDelegate(program)
-  registerVerdict(program)
+  // Running a node
+  registerInit(program)
   registerNode(program)
+  registerStatus(program)
+  registerPeers(program)
+  // Asking for verdicts
+  registerVerify(program)
+  registerWatch(program)
+  registerHealth(program)
+  registerAptHook(program)
+  // Trust
+  registerTrust(program)
+  registerDelegate(program)
+  registerRevoke(program)
+  // Rebuilding and attesting
+  registerRebuild(program)
+  registerDoctor(program)
+  registerAttest(program)
+  // Offline tools
+  registerKey(program)
+  registerInspect(program)
+  registerVerdict(program)
+  registerImport(program)
+  registerExport(program)
   return program
 }
 

@@ -9,17 +9,18 @@
  */
 import { isIP } from 'node:net'
 import { access } from 'node:fs/promises'
-import { homedir } from 'node:os'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { DEFAULT_API_HOST, DEFAULT_API_PORT } from '../protocol/api.js'
 import { RbqError } from '../protocol/index.js'
 import { SYNC_MAX_BATCH_FRAMES } from '../protocol/sync.js'
+import { expandPath, TableReader } from './config-reader.js'
 import { readFileBounded } from './files.js'
 import { DEFAULT_QUOTA_LIMITS } from './ingest/quota.js'
 import { LOG_LEVELS, type LogLevel } from './logger.js'
 import { defaultDataDir } from './paths.js'
+import { DEFAULT_REBUILD_CONFIG_TOML, readRebuildConfig, type RebuildConfig } from './rebuild/config.js'
 
 /**
  * Default p2p listen address. A node must be reachable for the network to exist, so it listens
@@ -83,7 +84,7 @@ export interface NodeConfig {
   sync: SyncConfig
   ingest: IngestConfig
   api: ApiConfig
-  // Sections of later subsystems (rebuild, api) are added here by their owners.
+  rebuild: RebuildConfig
 }
 
 /**
@@ -138,91 +139,8 @@ listen = "${DEFAULT_API_HOST}"
 # port = ${DEFAULT_API_PORT}
 # The trust policy verdicts are computed with. Default: <data_dir>/policy.toml (rbq init writes it).
 # policy = "/etc/rbq/policy.toml"
-`
 
-/** Reads one TOML table, recording which keys were read so the rest can be reported unknown. */
-class TableReader {
-  private readonly seen = new Set<string>()
-
-  constructor(
-    private readonly table: Record<string, unknown>,
-    private readonly prefix: string
-  ) {}
-
-  private field(key: string): string {
-    return this.prefix === '' ? key : `${this.prefix}.${key}`
-  }
-
-  private fail(key: string, what: string): never {
-    throw new RbqError('CONFIG_INVALID', `config ${this.field(key)}: ${what}`, { field: this.field(key) })
-  }
-
-  private take(key: string): unknown {
-    this.seen.add(key)
-    return this.table[key]
-  }
-
-  section(key: string): TableReader {
-    const value = this.take(key)
-    if (value === undefined) return new TableReader({}, this.field(key))
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) this.fail(key, 'expected a table')
-    return new TableReader(value as Record<string, unknown>, this.field(key))
-  }
-
-  string(key: string, fallback: string): string
-  string(key: string, fallback: undefined): string | undefined
-  string(key: string, fallback: string | undefined): string | undefined {
-    const value = this.take(key)
-    if (value === undefined) return fallback
-    if (typeof value !== 'string' || value === '') this.fail(key, 'expected a non-empty string')
-    return value
-  }
-
-  oneOf<T extends string>(key: string, allowed: readonly T[], fallback: T): T {
-    const value = this.string(key, fallback)
-    if (!(allowed as readonly string[]).includes(value)) this.fail(key, `expected one of ${allowed.join(', ')}, got "${value}"`)
-    return value as T
-  }
-
-  bool(key: string, fallback: boolean): boolean {
-    const value = this.take(key)
-    if (value === undefined) return fallback
-    if (typeof value !== 'boolean') this.fail(key, 'expected true or false')
-    return value
-  }
-
-  int(key: string, fallback: number, min: number, max: number): number {
-    const raw = this.take(key)
-    if (raw === undefined) return fallback
-    const value = typeof raw === 'bigint' ? Number(raw) : raw
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      this.fail(key, `expected an integer from ${min} to ${max}`)
-    }
-    return value
-  }
-
-  optionalInt(key: string, min: number, max: number): number | undefined {
-    return this.table[key] === undefined ? (this.seen.add(key), undefined) : this.int(key, min, min, max)
-  }
-
-  strings(key: string, fallback: string[], check: (s: string, field: string) => void = () => {}): string[] {
-    const value = this.take(key)
-    if (value === undefined) return [...fallback]
-    if (!Array.isArray(value)) this.fail(key, 'expected an array of strings')
-    return value.map((s, i) => {
-      if (typeof s !== 'string' || s === '') this.fail(`${key}[${i}]`, 'expected a non-empty string')
-      check(s, this.field(`${key}[${i}]`))
-      return s
-    })
-  }
-
-  /** Throws for any key nobody read: almost always a typo. */
-  done(): void {
-    for (const key of Object.keys(this.table)) {
-      if (!this.seen.has(key)) this.fail(key, 'unknown option')
-    }
-  }
-}
+${DEFAULT_REBUILD_CONFIG_TOML}`
 
 function checkMultiaddr(text: string, field: string): void {
   try {
@@ -239,10 +157,6 @@ function checkPeerAddr(text: string, field: string): void {
   }
 }
 
-function expandPath(path: string, baseDir: string): string {
-  if (path === '~' || path.startsWith('~/')) return join(homedir(), path.slice(1))
-  return isAbsolute(path) ? path : resolve(baseDir, path)
-}
 
 export interface ConfigSource {
   /** Parsed TOML (a table); `{}` gives the defaults. */
@@ -305,8 +219,10 @@ export function configFromToml(source: ConfigSource = {}): NodeConfig {
   }
   api.done()
 
+  const rebuildConfig = readRebuildConfig(root.section('rebuild'), baseDir)
+
   root.done()
-  return { dataDir: resolve(dataDir), log: logConfig, p2p: p2pConfig, sync: syncConfig, ingest: ingestConfig, api: apiConfig }
+  return { dataDir: resolve(dataDir), log: logConfig, p2p: p2pConfig, sync: syncConfig, ingest: ingestConfig, api: apiConfig, rebuild: rebuildConfig }
 }
 
 /** Parses TOML text; syntax errors become CONFIG_INVALID with the line and column. */

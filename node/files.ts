@@ -21,8 +21,10 @@ export async function readFileBounded(path: string, maxBytes: number, what = 'fi
     if (st.size > maxBytes) {
       throw new RbqError('INPUT_TOO_LARGE', `${what} ${path} is ${st.size} bytes, over the ${maxBytes}-byte limit`)
     }
-    const buf = Buffer.alloc(maxBytes + 1)
-    const { bytesRead } = await handle.read(buf, 0, maxBytes + 1, 0)
+    // Sized by the file, plus one byte to notice a file that grew past the limit meanwhile.
+    const want = Math.min(st.size, maxBytes) + 1
+    const buf = Buffer.alloc(want)
+    const { bytesRead } = await handle.read(buf, 0, want, 0)
     if (bytesRead > maxBytes) throw new RbqError('INPUT_TOO_LARGE', `${what} ${path} is over the ${maxBytes}-byte limit`)
     return new Uint8Array(buf.subarray(0, bytesRead))
   } catch (e) {

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events'
 import { promises as fs } from 'node:fs'
 import type { PeerId } from '@libp2p/interface'
-import type { EquivocationFrame, KeyId, SigningKey, VerifiedFrame } from '../protocol/index.js'
+import type { EquivocationFrame, SigningKey, VerifiedFrame } from '../protocol/index.js'
 import { startNodeApi } from './api/node-api.js' // API
 import type { NodeConfig } from './config.js'
 import { Store } from './db/store.js'
@@ -22,6 +22,9 @@ import { Metrics } from './metrics.js'
 import { Network, type PeerInfo } from './p2p/network.js'
 import { loadOrCreatePeerKey } from './p2p/peer-key.js'
 import { dataDirLayout, type DataDirLayout } from './paths.js'
+import { RebuildPipeline } from './rebuild/pipeline.js'
+import { PolicyFile, policyPath } from './trust/policy-file.js'
+import { TrustedKeys } from './trust/trusted-keys.js'
 import { VERSION } from './version.js'
 
 /** What a node tells observers (API /v1/events, tests). */
@@ -32,14 +35,6 @@ export interface NodeEvents {
   equivocation: [proof: EquivocationFrame]
   'peer:connect': [peer: string]
   'peer:disconnect': [peer: string]
-}
-
-/**
- * The trust engine's hook into ingestion: keys the local policy trusts are exempt from the
- * per-key storage quota. Placeholder until node/consensus plugs its engine in here.
- */
-export interface TrustHook {
-  isTrusted(keyid: KeyId): boolean
 }
 
 export interface NodeInit {
@@ -67,10 +62,11 @@ export class RbqNode {
     readonly metrics: Metrics,
     readonly signingKey: SigningKey,
     readonly store: Store,
-    readonly trust: TrustHook,
+    readonly trust: TrustedKeys,
     readonly pipeline: IngestPipeline,
     readonly publisher: Publisher,
-    readonly network: Network
+    readonly network: Network,
+    readonly rebuilds: RebuildPipeline | undefined
   ) {}
 
   /** Opens and starts everything; on failure, stops what had started and rethrows. */
@@ -98,8 +94,10 @@ export class RbqNode {
       const store = await Store.open(paths.db)
       started.push({ name: 'store', stop: () => store.close() })
 
-      // --- trust engine: node/consensus plugs in here (policy → trusted builder keys). ---
-      const trust: TrustHook = { isTrusted: () => false }
+      // Keys the node's policy trusts (roots and delegates) are exempt from strangers' quotas.
+      const trust = new TrustedKeys({ store, policy: new PolicyFile(config.api.policy ?? policyPath(paths.root)), logger: logger.child({ component: 'trust' }) })
+      await trust.start()
+      started.push({ name: 'trust', stop: async () => trust.stop() })
 
       const pipeline = new IngestPipeline(
         { store, metrics, logger: logger.child({ component: 'ingest' }) },
@@ -112,6 +110,10 @@ export class RbqNode {
       )
       await pipeline.start()
       started.push({ name: 'ingest', stop: () => pipeline.stop() })
+      // A new delegation or proof can change who is trusted.
+      pipeline.on('stored', (frame) => {
+        if (frame.kind !== 'attestation') void trust.refresh()
+      })
 
       const publisher = new Publisher({ pipeline, store, logger: logger.child({ component: 'publisher' }) }, { key: signingKey, seqFile: seqFileFor(paths.signingKey) })
       await publisher.start()
@@ -121,7 +123,15 @@ export class RbqNode {
       await network.start()
       started.push({ name: 'network', stop: () => network.stop() })
 
-      // --- rebuild pipeline (feeds, sampler, scheduler, builders) plugs in here. ---
+      // Rebuilds: feeds → sampler → scheduler → builders → attestations through the publisher.
+      let rebuilds: RebuildPipeline | undefined
+      if (config.rebuild.enabled) {
+        const { enabled: _, ...rebuildInit } = config.rebuild
+        const pipelineForRebuilds = new RebuildPipeline({ store, publisher, metrics, logger: logger.child({ component: 'rebuild' }) }, { ...rebuildInit, dataDir: paths.root })
+        await pipelineForRebuilds.start()
+        started.push({ name: 'rebuild', stop: () => pipelineForRebuilds.stop() })
+        rebuilds = pipelineForRebuilds
+      }
 
       // --- API: the local HTTP API (node/api/; [api] config), started last, stopped first. ---
       const api = await startNodeApi({
@@ -133,12 +143,13 @@ export class RbqNode {
         logger,
         publicKey: signingKey.publicKey,
         libp2p: network.host,
-        syncingPeers: () => network.sync.activePeers
+        syncingPeers: () => network.sync.activePeers,
+        ...(rebuilds === undefined ? {} : { rebuilds })
       })
       if (api !== undefined) started.push({ name: 'api', stop: () => api.stop() })
       // --- end API ---
 
-      const node = new RbqNode(config, paths, logger, metrics, signingKey, store, trust, pipeline, publisher, network)
+      const node = new RbqNode(config, paths, logger, metrics, signingKey, store, trust, pipeline, publisher, network, rebuilds)
       node.started.push(...started)
       node.forwardEvents()
       logger.info({ version: VERSION, dataDir: paths.root, keyid: signingKey.publicKey.keyid, peerId: network.peerId.toString() }, 'node started')

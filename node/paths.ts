@@ -17,6 +17,7 @@ export interface DataDirLayout {
   root: string
   db: string // LevelDB directory
   signingKey: string // Ed25519 signing key (0600)
+  bridgeKey: string // key that signs statements imported from rebuilderd (0600)
   peerKey: string // libp2p peer key (0600)
   apiToken: string // bearer token for write routes (0600)
   cache: string // archive indexes, build roots, downloads
@@ -27,6 +28,7 @@ export function dataDirLayout(root: string): DataDirLayout {
     root,
     db: join(root, 'db'),
     signingKey: join(root, 'signing.key'),
+    bridgeKey: join(root, 'bridge.key'),
     peerKey: join(root, 'peer.key'),
     apiToken: join(root, 'api.token'),
     cache: join(root, 'cache')

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander'
 import { loadConfig } from '../../node/config.js'
-import { RbqNode } from '../../node/node.js'
+import type { RbqNode } from '../../node/node.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 
@@ -39,6 +39,8 @@ export function registerNode(program: Command): void {
       const signal = nextSignal()
       let running: RbqNode
       try {
+        // Imported here: libp2p takes ~1 s to load, and every other verb should start fast.
+        const { RbqNode } = await import('../../node/node.js')
         running = await RbqNode.start({ config })
       } catch (e) {
         signal.cancel()

@@ -13,7 +13,7 @@ import type { Metrics } from '../metrics.js'
 import type { PublicKey, VerifiedFrame } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { EventHub } from './events.js'
-import type { PolicyFile } from './policy-file.js'
+import type { PolicyFile } from '../trust/policy-file.js'
 import type { VerdictService } from './verdict-service.js'
 import type { WatchList } from './watch-list.js'
 

@@ -37,7 +37,7 @@ import {
   type VerifiedFrame
 } from '../../protocol/index.js'
 import type { ArtifactVerdict, TrustExplanation, VerdictQuery, VerdictResult } from '../../protocol/api.js'
-import { parseRequestPolicy, type PolicyFile } from './policy-file.js'
+import { parseRequestPolicy, type PolicyFile } from '../trust/policy-file.js'
 
 /** Readonly engine types → the wire types (same fields, mutable arrays). */
 type DeepMutable<T> = T extends readonly (infer U)[] ? DeepMutable<U>[] : T extends object ? { -readonly [K in keyof T]: DeepMutable<T[K]> } : T
@@ -47,7 +47,8 @@ export function toWireVerdict(v: Verdict): ArtifactVerdict {
   return v as DeepMutable<Verdict>
 }
 
-const DECODED_CACHE_MAX = 50_000
+/** Decoded frames kept, least recently used dropped first (≈4 KiB each: ≈80 MiB at most). */
+const DECODED_CACHE_MAX = 20_000
 /** Index scans run at the same time while answering a batch. */
 const PREFETCH_CONCURRENCY = 16
 
@@ -149,13 +150,20 @@ export class VerdictService {
     return graph
   }
 
-  /** Decoded frames by id (cached); unknown ids are skipped. */
+  /** Decoded frames by id, in the order asked (cached); unknown ids are skipped. */
   async frames(ids: readonly string[]): Promise<VerifiedFrame[]> {
-    const out: VerifiedFrame[] = []
+    const found = new Map<string, VerifiedFrame>()
     const missing: string[] = []
     for (const id of ids) {
       const f = this.decoded.get(id)
-      if (f === undefined) missing.push(id)
+      if (f === undefined) {
+        missing.push(id)
+        continue
+      }
+      // Most recently used last: eviction takes the first key.
+      this.decoded.delete(id)
+      this.decoded.set(id, f)
+      found.set(id, f)
     }
     if (missing.length > 0) {
       const bytes = await this.store.getFrames(missing)
@@ -163,11 +171,14 @@ export class VerdictService {
       bytes.forEach((b, i) => {
         const id = aligned ? missing[i]! : frameId(b)
         // Stored frames passed the full decode (signature included) before they were stored.
-        this.remember(id, openFrame(parseFrame(b)))
+        const f = openFrame(parseFrame(b))
+        this.remember(id, f)
+        found.set(id, f)
       })
     }
+    const out: VerifiedFrame[] = []
     for (const id of ids) {
-      const f = this.decoded.get(id)
+      const f = found.get(id)
       if (f !== undefined) out.push(f)
     }
     return out

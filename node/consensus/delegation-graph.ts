@@ -373,3 +373,30 @@ function describeChain(policy: Policy, b: EffectiveBuilder): string {
 export function buildTrustGraph(init: TrustGraphInit): TrustGraph {
   return new TrustGraphImpl(init)
 }
+
+/**
+ * Every key trusted for *some* package: the roots plus keys reachable over active edges, scope
+ * and depth ignored (an upper bound of every per-package builder set), minus excluded keys.
+ * The node exempts these keys from the per-key storage quota that protects it from strangers.
+ */
+export function reachableKeys(graph: TrustGraph): Set<KeyId> {
+  const out = new Set<KeyId>()
+  const byDelegator = new Map<KeyId, KeyId[]>()
+  for (const e of graph.edges) {
+    if (e.state !== 'active') continue
+    const list = byDelegator.get(e.delegator)
+    if (list === undefined) byDelegator.set(e.delegator, [e.delegate])
+    else list.push(e.delegate)
+  }
+  const queue = graph.policy.roots.map((r) => r.key.keyid).filter((k) => !graph.excluded.has(k))
+  for (const k of queue) out.add(k)
+  while (queue.length > 0) {
+    const k = queue.pop() as KeyId
+    for (const d of byDelegator.get(k) ?? []) {
+      if (out.has(d) || graph.excluded.has(d)) continue
+      out.add(d)
+      queue.push(d)
+    }
+  }
+  return out
+}

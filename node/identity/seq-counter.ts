@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs'
 import { dirname } from 'node:path'
 import { RbqError, type KeyId } from '../../protocol/index.js'
+import { withFileLock } from './file-lock.js'
 
 interface SeqState {
   keyid: KeyId
@@ -47,11 +48,11 @@ export class SeqCounter {
 
   /**
    * Reserves and persists the next seq (or `explicit`, which must be above every seq used so
-   * far). Calls are serialised so concurrent publishers never share a number.
+   * far). Serialised within this process (a queue) and across processes (a lock file), so two
+   * signers of one key never share a number.
    */
   reserve(explicit?: number): Promise<number> {
-    const next = this.queue.then(async () => {
-      const last = await this.last()
+    return this.exclusive(async (last) => {
       const seq = explicit ?? last + 1
       if (!Number.isSafeInteger(seq) || seq < 1) throw new RbqError('USAGE', `seq must be a positive integer, got ${seq}`)
       if (seq <= last) {
@@ -59,6 +60,22 @@ export class SeqCounter {
       }
       await this.persist(seq)
       return seq
+    })
+  }
+
+  /** Reserves `count` consecutive seqs at once; returns the first. */
+  reserveBlock(count: number): Promise<number> {
+    if (!Number.isSafeInteger(count) || count < 1) return Promise.reject(new RbqError('USAGE', `cannot reserve ${count} seqs`))
+    return this.exclusive(async (last) => {
+      await this.persist(last + count)
+      return last + 1
+    })
+  }
+
+  private exclusive<T>(fn: (last: number) => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      await fs.mkdir(dirname(this.path), { recursive: true })
+      return withFileLock(`${this.path}.lock`, async () => fn(await this.last()))
     })
     this.queue = next.catch(() => undefined)
     return next

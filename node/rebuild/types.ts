@@ -3,6 +3,7 @@
  * `BuildInput` into a `RebuildResult`; signing it into an attestation happens elsewhere
  * (node/rebuild/attest.ts), so builders never touch keys.
  */
+import type { ErrorCode } from '../../protocol/errors.js'
 
 /** The four outcomes an attestation can carry; fixed wire strings. */
 export type RebuildOutcome = 'reproduced' | 'mismatch' | 'failed' | 'built'
@@ -43,8 +44,11 @@ export interface RebuildResult {
   finishedOn: Date
   log: { path: string; sha256: string; size: number }
   diff?: { tags: string[]; summary: string }
-  /** Set when outcome is `failed`: why, and whether a retry may help (download errors). */
-  failure?: { reason: string; transient: boolean }
+  /**
+   * Set when outcome is `failed`: why, whether a retry may help (download errors), and the
+   * typed code behind it when the builder knows one (BUILD_FAILED, BUILD_TIMEOUT, ...).
+   */
+  failure?: { reason: string; transient: boolean; code?: ErrorCode }
 }
 
 /** Progress callback for long phases (the CLI shows it live). */

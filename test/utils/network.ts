@@ -30,7 +30,9 @@ export function testToml(overrides: TestNodeOptions['toml'] = {}): Record<string
     sync: { interval_seconds: 3600, timeout_seconds: 10 },
     ingest: { workers: 1 },
     // Network tests run without the HTTP API; a caller configuring [api] gets it.
-    api: overrides.api === undefined ? { enabled: false } : {}
+    api: overrides.api === undefined ? { enabled: false } : {},
+    // Likewise the rebuild pipeline: on only for tests that configure [rebuild].
+    rebuild: overrides.rebuild === undefined ? { enabled: false } : {}
   }
   for (const [section, values] of Object.entries(overrides)) base[section] = { ...base[section], ...values }
   return base

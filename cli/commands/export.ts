@@ -1,0 +1,65 @@
+/**
+ * `rbq export [--in-toto] [--package PURL | --sha256 H | --builder KEYID]`: stored attestations
+ * as JSON lines, page by page from the node.
+ *
+ *   default    one frame per line in its canonical bytes: `rbq verdict --from FILE` and any
+ *              node (POST /v1/attestations) read them back unchanged
+ *   --in-toto  one DSSE envelope per line ({ payloadType, payload, signatures: [{ keyid, sig }] })
+ *              around an in-toto Statement v1, for in-toto / DSSE tooling. `keyid` is the hex
+ *              SHA-256 of the signer's raw Ed25519 public key; the key itself is in the frame
+ *              (export without --in-toto to keep it).
+ *
+ * Without a filter, the node's own attestations are exported (its signing key as --builder).
+ */
+import type { Command } from 'commander'
+import { RbqError } from '../../protocol/errors.js'
+import { parsePurlOption, parseSha256Option } from '../options.js'
+import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+
+interface ExportOptions extends NodeOptions {
+  inToto?: boolean
+  package?: string
+  sha256?: string
+  builder?: string
+}
+
+export function registerExport(program: Command): void {
+  withNodeOptions(
+    program
+      .command('export')
+      .description('print stored attestations as JSON lines (frames, or DSSE envelopes with --in-toto)')
+      .option('--in-toto', 'print DSSE envelopes of in-toto Statements instead of frames')
+      .option('--package <purl>', 'attestations of this package (exact purl)', parsePurlOption)
+      .option('--sha256 <digest>', 'attestations with this subject digest', parseSha256Option)
+      .option('--builder <keyid>', 'attestations signed by this key (default: the node\'s own key)', parseSha256Option)
+  ).action(async (opts: ExportOptions) => {
+    const given = [opts.package, opts.sha256, opts.builder].filter((v) => v !== undefined)
+    if (given.length > 1) throw new RbqError('USAGE', 'give at most one of --package, --sha256, --builder')
+    const { canonicalJson } = await import('../../protocol/encoding.js')
+    await withNode(opts, async (client) => {
+      let query: { package?: string; sha256?: string; builder?: string }
+      if (opts.package !== undefined) query = { package: opts.package }
+      else if (opts.sha256 !== undefined) query = { sha256: opts.sha256 }
+      else {
+        const builder = opts.builder ?? (await client.status()).keyid
+        if (builder === null) throw new RbqError('USAGE', 'the node has no signing key: give --package, --sha256 or --builder')
+        query = { builder }
+      }
+      let lines: string[] = []
+      const flush = async () => {
+        if (lines.length === 0) return
+        const chunk = lines.join('')
+        lines = []
+        // Respect back-pressure so exporting a large store into a slow pipe stays bounded in memory.
+        if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve))
+      }
+      for await (const item of client.allAttestations({ ...query, limit: 1000 })) {
+        if (item.kind !== 'attestation') continue
+        const frame = item.frame as { envelope: unknown }
+        lines.push((opts.inToto === true ? JSON.stringify(frame.envelope) : canonicalJson(frame)) + '\n')
+        if (lines.length >= 1000) await flush()
+      }
+      await flush()
+    })
+  })
+}

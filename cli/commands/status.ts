@@ -1,0 +1,86 @@
+/**
+ * `rbq status`: what the local node is doing. Also the helpers every verb that talks to the node
+ * uses: `--api URL` / `--data DIR` to find it, and the node-not-running message (exit 2).
+ * The API client is imported inside actions so `rbq --help` stays fast.
+ */
+import type { Command } from 'commander'
+import type { ApiClient } from '../../node/api/client.js'
+import type { StatusResponse } from '../../protocol/api.js'
+import { RbqError } from '../../protocol/errors.js'
+import { CliExit, EXIT_USAGE, printJson } from '../exit.js'
+
+export interface NodeOptions {
+  api?: string
+  data?: string
+}
+
+/** Adds `--api URL` and `--data DIR` (how to find the node). */
+export function withNodeOptions(cmd: Command): Command {
+  return cmd
+    .option('--api <url>', 'the node\'s API URL (default: $RBQ_API, else the api.url file in the data dir, else http://127.0.0.1:4778)')
+    .option('--data <dir>', 'the node\'s data dir, for its API address and token (default: $RBQ_DATA_DIR or ~/.local/share/rbq)')
+}
+
+export async function nodeClient(opts: NodeOptions): Promise<ApiClient> {
+  const { ApiClient } = await import('../../node/api/client.js')
+  return new ApiClient({ ...(opts.api === undefined ? {} : { url: opts.api }), ...(opts.data === undefined ? {} : { dataDir: opts.data }) })
+}
+
+/**
+ * Runs `fn` against the node; a node that is not running ends the verb with exit 2 and the
+ * command that starts one (with the same --data).
+ */
+export async function withNode<T>(opts: NodeOptions, fn: (client: ApiClient) => Promise<T>): Promise<T> {
+  const client = await nodeClient(opts)
+  try {
+    return await fn(client)
+  } catch (e) {
+    if (e instanceof RbqError && e.code === 'API_UNAVAILABLE' && e.message.includes('rbq node start')) {
+      const start = opts.data === undefined ? 'rbq node start' : `rbq node start --data ${opts.data}`
+      throw new CliExit(EXIT_USAGE, `rbq: ${e.message.replace('`rbq node start`', `\`${start}\``)} [API_UNAVAILABLE]`)
+    }
+    throw e
+  }
+}
+
+function duration(seconds: number): string {
+  const d = Math.floor(seconds / 86400)
+  const h = Math.floor((seconds % 86400) / 3600)
+  const m = Math.floor((seconds % 3600) / 60)
+  return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${seconds % 60}s` : `${seconds}s`
+}
+
+const row = (label: string, value: string) => `  ${label.padEnd(10)} ${value}\n`
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+export function formatStatus(s: StatusResponse): string {
+  let out = `rbq node ${s.version} at ${s.api}, up ${duration(s.uptimeSeconds)}\n`
+  out += row('key', s.keyid === null ? '(none)' : `${s.keyid}  ${s.publicKey ?? ''}`)
+  out += row('peer id', s.peerId ?? '(no network)')
+  for (const [i, a] of s.listen.entries()) out += row(i === 0 ? 'listen' : '', a)
+  out += row('peers', `${s.peers} connected`)
+  out += row('frames', `${plural(s.frames.attestation, 'attestation')}, ${plural(s.frames.delegation, 'delegation')}, ${plural(s.frames.equivocation, 'equivocation proof')}`)
+  const progress = s.sync.progress === undefined ? '' : ` (${s.sync.progress.done}/${s.sync.progress.total})`
+  const sync = s.sync.state === 'catching-up' ? `catching up${progress}` : s.sync.state === 'idle' ? 'up to date with connected peers' : 'off'
+  out += row('sync', sync + (s.sync.detail === undefined ? '' : ` — ${s.sync.detail}`))
+  out += row('rebuilds', s.scheduler === null ? 'this node does not rebuild' : `${s.scheduler.queued} queued, ${s.scheduler.running} running${s.scheduler.detail === undefined ? '' : ` — ${s.scheduler.detail}`}`)
+  if (s.policy.loaded) {
+    const roots = s.policy.roots ?? []
+    out += row('policy', `${s.policy.file}: ${s.policy.threshold} ${s.policy.count === 'key' ? 'keys' : 'parties'} of ${plural(roots.length, 'root')} (${roots.map((r) => r.name).join(', ')})`)
+  } else {
+    out += row('policy', `NOT USABLE — ${s.policy.error ?? 'not loaded'}`)
+  }
+  out += row('watched', plural(s.watched, 'artifact'))
+  out += row('data', s.dataDir)
+  return out
+}
+
+export function registerStatus(program: Command): void {
+  withNodeOptions(program.command('status').description('show what the local node is doing: identity, peers, stored frames, catch-up, rebuild queue, policy'))
+    .option('--json', 'print the status as JSON')
+    .action(async (opts: NodeOptions & { json?: boolean }) => {
+      const status = await withNode(opts, (c) => c.status())
+      if (opts.json) printJson(status)
+      else process.stdout.write(formatStatus(status))
+    })
+}

@@ -1,0 +1,94 @@
+/**
+ * The `[rebuild]` section of the node config (node/config.ts calls rebuildConfigFromToml with
+ * the parsed table). Unknown keys and bad values are CONFIG_INVALID naming the field.
+ */
+import { checkPattern, RbqError } from '../../protocol/index.js'
+import { expandPath, TableReader } from '../config-reader.js'
+
+export interface RebuildConfig {
+  /** Run the rebuild pipeline at all (API rebuild requests need it too). */
+  enabled: boolean
+  /** Fraction of each feed's selection this node rebuilds (sampler.ts). */
+  share: number
+  /** Purl scope patterns a package must match to be sampled; empty = all. */
+  packages: string[]
+  concurrency: number
+  maxAttempts: number
+  jobTimeoutSeconds: number
+  pollIntervalSeconds: number
+  /** Directory of *.toml recipes (second feed); undefined = none. */
+  recipesDir: string | undefined
+  requireNetworkIsolation: boolean
+  /** cacheDir: archive indexes, pool files, build root (default `<data>/cache/debian`; shareable). */
+  debian: { sources: string[]; mirror: string | undefined; suite: string | undefined; cacheDir: string | undefined }
+}
+
+export const DEFAULT_REBUILD_CONFIG_TOML = `[rebuild]
+enabled = true
+# Fraction (0..1) of each feed's selection this node rebuilds, drawn with a secret per-node seed.
+share = 1.0
+# Purl patterns a package must match to be rebuilt, e.g. ["pkg:deb/debian/lib*"]. Empty: all.
+packages = []
+# Builds at once; attempts per job (download failures are retried with exponential backoff).
+concurrency = 1
+max_attempts = 5
+job_timeout_seconds = 14400
+# Seconds between feed polls.
+poll_interval_seconds = 3600
+# Directory of *.toml recipes to rebuild (relative to this file). Unset: no recipe feed.
+# recipes_dir = "recipes"
+# Refuse recipe builds where the network cannot be cut off (default: build, and say so in the log).
+require_network_isolation = false
+
+[rebuild.debian]
+# Source packages followed in the archive (newest version of each), e.g. ["base-files", "hello"].
+sources = []
+# Archive and suite. Unset: read from this machine's apt sources.
+# mirror = "http://deb.debian.org/debian"
+# suite = "bookworm"
+# Archive indexes, pool files and the ~0.5 GB build root. Unset: <data dir>/cache/debian.
+# Nodes on one machine may share one.
+# cache_dir = "/var/cache/rbq"
+`
+
+/** Reads the `[rebuild]` table; `reader` is node/config.ts's reader for that section. */
+export function readRebuildConfig(t: TableReader, baseDir: string): RebuildConfig {
+  const path = (p: string | undefined) => (p === undefined ? undefined : expandPath(p, baseDir))
+  const checkScope = (p: string, field: string) => {
+    try {
+      checkPattern(p, field)
+    } catch (e) {
+      throw new RbqError('CONFIG_INVALID', `config ${(e as Error).message}`, { field, cause: e })
+    }
+  }
+  const d = t.section('debian')
+  const debian = {
+    sources: d.strings('sources', []),
+    mirror: d.string('mirror', undefined),
+    suite: d.string('suite', undefined),
+    cacheDir: path(d.string('cache_dir', undefined))
+  }
+  d.done()
+  const config: RebuildConfig = {
+    enabled: t.bool('enabled', true),
+    share: t.number('share', 1, 0, 1),
+    packages: t.strings('packages', [], checkScope),
+    concurrency: t.int('concurrency', 1, 1, 64),
+    maxAttempts: t.int('max_attempts', 5, 1, 100),
+    jobTimeoutSeconds: t.int('job_timeout_seconds', 14_400, 1, 7 * 86_400),
+    pollIntervalSeconds: t.int('poll_interval_seconds', 3600, 1, 7 * 86_400),
+    recipesDir: path(t.string('recipes_dir', undefined)),
+    requireNetworkIsolation: t.bool('require_network_isolation', false),
+    debian
+  }
+  t.done()
+  return config
+}
+
+/** The same, from a parsed TOML value (tests, tools). */
+export function rebuildConfigFromToml(table: unknown, baseDir: string): RebuildConfig {
+  if (table !== undefined && (typeof table !== 'object' || table === null || Array.isArray(table))) {
+    throw new RbqError('CONFIG_INVALID', 'config rebuild: expected a table', { field: 'rebuild' })
+  }
+  return readRebuildConfig(new TableReader((table ?? {}) as Record<string, unknown>, 'rebuild'), baseDir)
+}

@@ -1,0 +1,90 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { formatNodeDown, formatRefusals, judgeDebs, parseHookInput, type VerdictLookup } from '../../../../node/apt/gate.js'
+import { inspectDeb } from '../../../../node/apt/deb-file.js'
+import type { VerdictQuery, VerdictResult } from '../../../../protocol/api.js'
+import { isRbqError } from '../../../../protocol/index.js'
+import { hasDpkgDeb, makeDeb, tamperedCopy } from '../../../utils/make-deb.js'
+import { makeTempDir } from '../../../utils/tmp.js'
+
+/** Answers from a table keyed by digest, like a node whose store holds exactly those claims. */
+function tableLookup(table: Record<string, VerdictResult['status']>, seen: VerdictQuery[][] = []): VerdictLookup {
+  return async (queries) => {
+    seen.push(queries)
+    return queries.map((q) => ({ query: q, status: table[q.sha256] ?? 'unknown', reason: `status from table`, verdicts: [] }))
+  }
+}
+
+describe.skipIf(!hasDpkgDeb())('apt gate decision', () => {
+  let dir: string
+  let cleanup: () => Promise<void>
+  beforeEach(async () => ({ dir, cleanup } = await makeTempDir()))
+  afterEach(async () => cleanup())
+
+  it('reads identity and digest with dpkg-deb', async () => {
+    const path = makeDeb(dir, { package: 'rbq-tiny', version: '1:1.0-1+b1', architecture: 'amd64', source: 'rbq-tiny-src' })
+    const deb = await inspectDeb(path)
+    expect(deb.control).toMatchObject({ package: 'rbq-tiny', version: '1:1.0-1+b1', architecture: 'amd64', source: 'rbq-tiny-src' })
+    expect(deb.query).toEqual({ package: 'pkg:deb/debian/rbq-tiny-src@1:1.0-1?arch=source', artifact: 'rbq-tiny_1.0-1+b1_amd64.deb', sha256: deb.sha256 })
+  })
+
+  it('allows only when every file is reproduced, asking once for all of them', async () => {
+    const a = makeDeb(dir, { package: 'rbq-a', version: '1.0' })
+    const b = makeDeb(dir, { package: 'rbq-b', version: '2.0' })
+    const [da, db] = [await inspectDeb(a), await inspectDeb(b)]
+    const seen: VerdictQuery[][] = []
+    const ok = await judgeDebs([a, b], tableLookup({ [da.sha256]: 'reproduced', [db.sha256]: 'reproduced' }, seen))
+    expect(ok.allowed).toBe(true)
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toEqual([da.query, db.query])
+
+    const refused = await judgeDebs([a, b], tableLookup({ [da.sha256]: 'reproduced', [db.sha256]: 'mismatch' }))
+    expect(refused.allowed).toBe(false)
+    expect(refused.refused.map((e) => [e.path, e.status])).toEqual([[b, 'mismatch']])
+    const text = formatRefusals(refused, false)
+    expect(text).toContain('rbq-b:all 2.0 (rbq-b_2.0_all.deb')
+    expect(text).toContain('mismatch')
+    expect(formatRefusals(refused, true)).toContain('warn-only')
+  })
+
+  it('a tampered copy has another digest and is judged on its own', async () => {
+    const a = makeDeb(dir, { package: 'rbq-a', version: '1.0' })
+    const good = await inspectDeb(a)
+    const tampered = tamperedCopy(a, join(dir, 'copy', 'rbq-a_1.0_all.deb'))
+    const d = await judgeDebs([tampered], tableLookup({ [good.sha256]: 'reproduced' }))
+    expect(d.allowed).toBe(false)
+    expect(d.entries[0]?.deb?.sha256).not.toBe(good.sha256)
+  })
+
+  it('fails closed on a file dpkg-deb cannot read, without asking about it', async () => {
+    const junk = join(dir, 'junk.deb')
+    await writeFile(junk, 'not a deb')
+    const seen: VerdictQuery[][] = []
+    const d = await judgeDebs([junk], tableLookup({}, seen))
+    expect(d.allowed).toBe(false)
+    expect(d.refused[0]).toMatchObject({ path: junk, status: 'unreadable' })
+    expect(seen).toHaveLength(0)
+  })
+
+  it('refuses an answer that does not fit the question', async () => {
+    const a = makeDeb(dir, { package: 'rbq-a', version: '1.0' })
+    await expect(judgeDebs([a], async () => [])).rejects.toSatisfy((e) => isRbqError(e, 'API_ERROR'))
+  })
+})
+
+describe('hook input', () => {
+  it('takes one path per line (protocol version 1), ignoring blank lines', () => {
+    expect(parseHookInput('/var/cache/apt/archives/a.deb\n\n/tmp/b c.deb\n')).toEqual(['/var/cache/apt/archives/a.deb', '/tmp/b c.deb'])
+    expect(parseHookInput('')).toEqual([])
+  })
+
+  it('refuses protocol versions 2 and 3', () => {
+    expect(() => parseHookInput('VERSION 2\nAPT::Architecture=amd64\n\n')).toThrow(/version 1/)
+  })
+
+  it('says how to start the node', () => {
+    expect(formatNodeDown('connection refused', false)).toMatch(/refusing.*\n.*connection refused\n.*rbq node start/s)
+    expect(formatNodeDown('connection refused', true)).toMatch(/warn-only/)
+  })
+})

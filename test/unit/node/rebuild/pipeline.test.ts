@@ -1,0 +1,145 @@
+/**
+ * The rebuild pipeline end to end inside one node: recipe feed → sampler → scheduler → recipe
+ * builder → attest → Publisher → store. Real store, real ingest pipeline, real processes.
+ */
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { decodeFrame, generateSigningKey, sha256Hex, type SigningKey } from '../../../../protocol/index.js'
+import { Store } from '../../../../node/db/store.js'
+import { IngestPipeline } from '../../../../node/ingest/pipeline.js'
+import { Publisher } from '../../../../node/ingest/publisher.js'
+import { rebuildConfigFromToml } from '../../../../node/rebuild/config.js'
+import { RebuildPipeline } from '../../../../node/rebuild/pipeline.js'
+import type { FinishedJob } from '../../../../node/rebuild/scheduler.js'
+import { makeTempDir } from '../../../utils/tmp.js'
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+let dir: string
+let cleanup: () => Promise<void>
+let key: SigningKey
+let store: Store
+let ingest: IngestPipeline
+let publisher: Publisher
+let rebuild: RebuildPipeline | undefined
+
+async function writeRecipes(): Promise<string> {
+  const recipes = join(dir, 'recipes')
+  await mkdir(recipes)
+  await writeFile(join(recipes, 'input.txt'), 'hello\n')
+  await writeFile(
+    join(recipes, 'a.toml'),
+    `purl = "pkg:generic/a@1"\ncommand = "tr a-z A-Z < input.txt > a.txt"\noutputs = ["a.txt"]\n[[source]]\npath = "input.txt"\nsha256 = "${sha256Hex('hello\n')}"\n`
+  )
+  await writeFile(join(recipes, 'b.toml'), `purl = "pkg:generic/b@1"\ncommand = "exit 1"\noutputs = ["b.txt"]\n`)
+  await writeFile(join(recipes, 'broken.toml'), `purl = "pkg:generic/broken@1"\n`) // skipped by the feed
+  return recipes
+}
+
+async function startRebuild(toml: Record<string, unknown>): Promise<RebuildPipeline> {
+  const config = rebuildConfigFromToml(toml, dir)
+  rebuild = new RebuildPipeline({ store, publisher }, { ...config, dataDir: join(dir, 'data') })
+  await rebuild.start()
+  return rebuild
+}
+
+beforeEach(async () => {
+  ;({ dir, cleanup } = await makeTempDir('rbq-pipeline-'))
+  key = generateSigningKey()
+  store = await Store.open(join(dir, 'db'))
+  ingest = new IngestPipeline({ store }, { reporterKey: key, workers: 0 })
+  await ingest.start()
+  publisher = new Publisher({ pipeline: ingest, store }, { key, seqFile: join(dir, 'signing.key.seq') })
+  await publisher.start()
+})
+
+afterEach(async () => {
+  await rebuild?.stop()
+  rebuild = undefined
+  await ingest.stop()
+  await store.close()
+  await cleanup()
+})
+
+async function attestations(): Promise<{ package: string; outcome: string; seq: number }[]> {
+  const frames = await store.attestationsInRange(key.publicKey.keyid, 1, 1000, 1000)
+  return frames.map((b) => {
+    const f = decodeFrame(b)
+    if (f.kind !== 'attestation') throw new Error('not an attestation')
+    return { package: f.statement.predicate.package, outcome: f.statement.predicate.outcome, seq: f.statement.predicate.builder.seq }
+  })
+}
+
+describe('RebuildPipeline', () => {
+  it('rebuilds every recipe of the feed at share 1 and attests every outcome, failed included', async () => {
+    const recipes = await writeRecipes()
+    const p = await startRebuild({ share: 1, recipes_dir: recipes })
+    await until(async () => (await attestations()).length === 2, 'two attestations')
+    const got = (await attestations()).sort((x, y) => x.package.localeCompare(y.package))
+    expect(got.map((a) => [a.package, a.outcome])).toEqual([
+      ['pkg:generic/a@1', 'built'],
+      ['pkg:generic/b@1', 'failed']
+    ])
+    await until(async () => ((await p.status('pkg:generic/b@1')) as FinishedJob | undefined)?.status === 'done', 'job records')
+    expect(await p.status('pkg:generic/a@1')).toMatchObject({ status: 'done', outcome: 'built' })
+    // logs are kept by digest; job dirs are gone
+    const cache = join(dir, 'data', 'cache', 'rebuild')
+    expect((await readdir(join(cache, 'logs'))).length).toBe(2)
+    expect(await readdir(join(cache, 'jobs')).catch(() => [])).toEqual([])
+
+    // polling again queues nothing: both are done with the same recipe
+    await p.pollFeeds()
+    expect(p.scheduler.stats()).toEqual({ queued: 0, running: 0 })
+  })
+
+  it('at share 0 the feed queues nothing, but an explicit request rebuilds', async () => {
+    const recipes = await writeRecipes()
+    const p = await startRebuild({ share: 0, recipes_dir: recipes })
+    await p.pollFeeds()
+    expect(p.stats()).toEqual({ queued: 0, running: 0 })
+    expect(await p.requestRebuild('pkg:generic/a@1')).toMatchObject({ status: 'queued' })
+    await until(async () => (await attestations()).length === 1, 'the requested rebuild')
+    expect((await attestations())[0]).toMatchObject({ package: 'pkg:generic/a@1', outcome: 'built', seq: 1 })
+    await expect(p.requestRebuild('pkg:generic/unknown@1')).rejects.toMatchObject({ code: 'NOT_FOUND' })
+  })
+
+  it('the package filter narrows the feed', async () => {
+    const recipes = await writeRecipes()
+    const p = await startRebuild({ share: 1, recipes_dir: recipes, packages: ['pkg:generic/b'] })
+    await until(async () => (await attestations()).length === 1, 'one attestation')
+    await p.pollFeeds()
+    expect((await attestations()).map((a) => a.package)).toEqual(['pkg:generic/b@1'])
+  })
+})
+
+describe('rebuildConfigFromToml', () => {
+  it('gives the defaults and rejects unknown or bad options naming the field', () => {
+    expect(rebuildConfigFromToml(undefined, '/etc/rbq')).toEqual({
+      enabled: true,
+      share: 1,
+      packages: [],
+      concurrency: 1,
+      maxAttempts: 5,
+      jobTimeoutSeconds: 14_400,
+      pollIntervalSeconds: 3600,
+      recipesDir: undefined,
+      requireNetworkIsolation: false,
+      debian: { sources: [], mirror: undefined, suite: undefined, cacheDir: undefined }
+    })
+    expect(rebuildConfigFromToml({ recipes_dir: 'recipes', debian: { sources: ['hello'] } }, '/etc/rbq')).toMatchObject({
+      recipesDir: '/etc/rbq/recipes',
+      debian: { sources: ['hello'] }
+    })
+    expect(() => rebuildConfigFromToml({ shares: 1 }, '/')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.shares' }))
+    expect(() => rebuildConfigFromToml({ share: 2 }, '/')).toThrow(expect.objectContaining({ field: 'rebuild.share' }))
+    expect(() => rebuildConfigFromToml({ packages: ['deb/*'] }, '/')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.packages[0]' }))
+    expect(() => rebuildConfigFromToml({ debian: { suites: [] } }, '/')).toThrow(expect.objectContaining({ field: 'rebuild.debian.suites' }))
+  })
+})
