@@ -140,23 +140,36 @@ export function checkRebuildSemantics(s: RebuildStatement, signer: KeyId, root =
   if (Date.parse(p.finishedOn) < Date.parse(p.startedOn)) {
     throw new RbqError('SCHEMA_INVALID', `${root}.predicate.finishedOn: before startedOn`, { field: `${root}.predicate.finishedOn` })
   }
-  const names = new Set<string>()
-  for (const [i, sub] of s.subject.entries()) {
-    if (names.has(sub.name)) throw new RbqError('SCHEMA_INVALID', `${root}.subject[${i}].name: duplicate "${sub.name}"`, { field: `${root}.subject[${i}].name` })
-    names.add(sub.name)
+  for (const [list, where] of [[s.subject, `${root}.subject`], [p.upstream, `${root}.predicate.upstream`]] as const) {
+    const names = new Set<string>()
+    for (const [i, item] of list.entries()) {
+      if (names.has(item.name)) throw new RbqError('SCHEMA_INVALID', `${where}[${i}].name: duplicate "${item.name}"`, { field: `${where}[${i}].name` })
+      names.add(item.name)
+    }
   }
-  const upstream = new Map(p.upstream.map((u) => [u.name, u.digest.sha256]))
-  const allEqual = s.subject.every((sub) => upstream.get(sub.name) === sub.digest.sha256)
-  const field = `${root}.predicate.outcome`
-  if (p.outcome === 'reproduced' && !allEqual) {
-    throw new RbqError('SCHEMA_INVALID', `${field}: "reproduced" but a subject differs from or lacks its upstream counterpart`, { field })
+  if (p.outcome !== 'failed') {
+    const implied = comparisonOutcome(
+      s.subject.map((x) => ({ name: x.name, sha256: x.digest.sha256 })),
+      p.upstream.map((x) => ({ name: x.name, sha256: x.digest.sha256 }))
+    )
+    if (implied !== p.outcome) {
+      const field = `${root}.predicate.outcome`
+      throw new RbqError('SCHEMA_INVALID', `${field}: "${p.outcome}" contradicts subject vs upstream, which say "${implied}"`, { field })
+    }
   }
-  if (p.outcome === 'mismatch' && (p.upstream.length === 0 || allEqual)) {
-    throw new RbqError('SCHEMA_INVALID', `${field}: "mismatch" needs an upstream that differs from a subject`, { field })
-  }
-  if (p.outcome === 'built' && p.upstream.length !== 0) {
-    throw new RbqError('SCHEMA_INVALID', `${field}: "built" means there was no upstream to compare with`, { field })
-  }
+}
+
+/**
+ * The outcome a comparison implies (SPEC.md §5): `built` when there is no upstream;
+ * `reproduced` when subject and upstream pair up one to one by name with equal digests;
+ * otherwise `mismatch` (a differing digest, or an artifact on one side only).
+ */
+export function comparisonOutcome(subject: readonly ArtifactDigest[], upstream: readonly ArtifactDigest[]): 'reproduced' | 'mismatch' | 'built' {
+  if (upstream.length === 0) return 'built'
+  const ours = new Map(subject.map((a) => [a.name, a.sha256]))
+  const theirs = new Map(upstream.map((a) => [a.name, a.sha256]))
+  const paired = ours.size === theirs.size && [...ours].every(([name, sha256]) => theirs.get(name) === sha256)
+  return paired ? 'reproduced' : 'mismatch'
 }
 
 export function checkDelegationSemantics(s: DelegationStatement, signer: KeyId, root = 'payload'): void {

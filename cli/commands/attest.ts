@@ -10,6 +10,7 @@ import { SeqCounter, seqFileFor } from '../../node/identity/seq-counter.js'
 import { SOFTWARE } from '../../node/version.js'
 import {
   buildRebuildStatement,
+  comparisonOutcome,
   REBUILD_OUTCOMES,
   RbqError,
   sha256Hex,
@@ -35,13 +36,6 @@ async function digestsOf(paths: string[]): Promise<ArtifactDigest[]> {
   return Promise.all(paths.map(async (p) => ({ name: basename(p), sha256: (await sha256File(p)).sha256 })))
 }
 
-/** Without --outcome: compare with --upstream when given (reproduced/mismatch), else `built`. */
-function inferOutcome(subject: ArtifactDigest[], upstream: ArtifactDigest[]): Outcome {
-  if (upstream.length === 0) return 'built'
-  const byName = new Map(upstream.map((u) => [u.name, u.sha256]))
-  return subject.every((s) => byName.get(s.name) === s.sha256) ? 'reproduced' : 'mismatch'
-}
-
 export function registerAttest(program: Command): void {
   program
     .command('attest')
@@ -59,7 +53,8 @@ export function registerAttest(program: Command): void {
       const key = await loadKey(opts.key)
       const subject = await digestsOf(opts.artifact)
       const upstream = await digestsOf(opts.upstream ?? [])
-      const outcome = opts.outcome ?? inferOutcome(subject, upstream)
+      // Without --outcome: what comparing with --upstream says (reproduced/mismatch), else `built`.
+      const outcome = opts.outcome ?? comparisonOutcome(subject, upstream)
       const now = new Date()
       const statementFor = (seq: number) =>
         buildRebuildStatement({

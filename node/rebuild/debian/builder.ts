@@ -302,7 +302,11 @@ export function compareWithArchive(artifacts: RebuildArtifact[], binaries: Binar
     if (same === undefined) c.binNmu.push({ ours: a.name, archive: basename(up.filename) })
     else if (same.sha256 !== a.sha256) c.differing.push({ artifact: a, upstream: same })
   }
-  c.missing = binaries.filter((b) => !used.has(b)).map((b) => basename(b.filename))
+  // Archive files we did not produce are part of what we compared with (SPEC.md §5: an
+  // artifact on one side only is a mismatch).
+  const missing = binaries.filter((b) => !used.has(b))
+  c.missing = missing.map((b) => basename(b.filename))
+  for (const b of missing) c.upstream.push({ name: basename(b.filename), sha256: b.sha256 })
   c.reproduced = c.differing.length === 0 && c.binNmu.length === 0 && c.noUpstream.length === 0 && c.missing.length === 0
   return c
 }

@@ -57,6 +57,15 @@ describe('rebuild attestation semantics', () => {
     expect(code(() => signAttestation(key, buildRebuildStatement(init({ subject: dup, upstream: dup }))))).toMatch(/subject\[1\]\.name$/)
     expect(code(() => signAttestation(key, buildRebuildStatement(init({ package: 'pkg:deb/Debian/x@1' }))))).toMatch(/^PURL_INVALID/)
   })
+  it('an artifact on one side only is a mismatch, never reproduced', () => {
+    const doc = { name: 'base-files-doc_12.4+deb12u11_all.deb', sha256: B }
+    const both = [...init().upstream, doc]
+    expect(signAttestation(key, buildRebuildStatement(init({ outcome: 'mismatch', upstream: both }))).kind).toBe('attestation')
+    expect(code(() => signAttestation(key, buildRebuildStatement(init({ upstream: both }))))).toMatch(/^SCHEMA_INVALID .*predicate\.outcome$/)
+    const dupUpstream = [...init().upstream, ...init().upstream]
+    expect(code(() => signAttestation(key, buildRebuildStatement(init({ upstream: dupUpstream }))))).toMatch(/upstream\[1\]\.name$/)
+  })
+
   it('refuses oversized statements', () => {
     const subject = Array.from({ length: 64 }, (_, i) => ({ name: `${'n'.repeat(200)}-${i}.deb`, sha256: A }))
     expect(code(() => signAttestation(key, buildRebuildStatement(init({ subject, upstream: subject }))))).toMatch(/^INPUT_TOO_LARGE/)
