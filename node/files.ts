@@ -60,7 +60,8 @@ export async function sha256File(path: string): Promise<{ sha256: string; size: 
   const hash = createHash('sha256')
   let size = 0
   try {
-    for await (const chunk of createReadStream(path)) {
+    // 1 MiB reads: hashing large artifacts is a visible share of a rebuild's own overhead.
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
       hash.update(chunk as Buffer)
       size += (chunk as Buffer).length
     }

@@ -15,7 +15,7 @@ import { archiveKey, openArchive, verifyInRelease, type DebianArchive } from '..
 import { sharedDebianCache } from '../utils/debian-cache.js'
 import { rebuildDebian, type DebianBuildOptions } from '../../node/rebuild/debian/builder.js'
 import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/doctor.js'
-import { sha256File } from '../../node/rebuild/debian/download.js'
+import { sha256File } from '../../node/files.js'
 import type { RebuildResult } from '../../node/rebuild/types.js'
 
 const inCI = process.env.CI === 'true'

@@ -12,7 +12,7 @@
  * BUILD_TIMEOUT; an external abort rethrows the signal's reason. A package that does not build
  * is an outcome, `failed`, with `failure.transient = false`.
  */
-import { createWriteStream, type WriteStream } from 'node:fs'
+import type { WriteStream } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { chown, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
@@ -24,7 +24,8 @@ import { BUILD_USER, ensureBuildRoot, removeBuildRoot, requireRoot, runInBuildRo
 import { inputsDigest } from './buildinfo.js'
 import { parseParagraph, stripClearsign, type Paragraph } from './deb822.js'
 import { diffoscopeAvailable, runDiffoscope, summarizeDiff } from './diffoscope.js'
-import { sha256File } from './download.js'
+import { sha256File } from '../../files.js'
+import { openBuildLog, type BuildLog } from '../build-log.js'
 import { versionWithoutEpoch } from './version.js'
 
 export interface DebianBuildInput {
@@ -78,7 +79,7 @@ interface Job {
   root: string
   buildDir: string // path inside the build root, e.g. /build/hello-2.10
   log: WriteStream
-  logPath: string
+  buildLog: BuildLog
   signal: AbortSignal
   progress: OnProgress
   opts: DebianBuildOptions
@@ -105,17 +106,17 @@ export async function rebuildDebian(input: DebianBuildInput, opts: DebianBuildOp
 
     const dir = opts.outDir ?? join(opts.cacheDir, 'builds', `${src.name}_${versionWithoutEpoch(src.version)}-${stamp(startedOn)}`)
     await mkdir(dir, { recursive: true })
-    const logPath = join(dir, 'build.log')
-    const log = createWriteStream(logPath)
+    const buildLog = openBuildLog(join(dir, 'build.log'))
+    const log = buildLog.stream
     const job: Job = {
-      archive, src, dsc, sourceFiles, dir, log, logPath, signal, progress, opts,
+      archive, src, dsc, sourceFiles, dir, log, buildLog, signal, progress, opts,
       root: join(dir, 'root'),
       buildDir: `/build/${src.name}-${versionWithoutEpoch(src.version)}`
     }
     try {
       return await buildAndCompare(job, binaries, startedOn)
     } finally {
-      await closeLog(log)
+      await buildLog.close().catch(() => undefined) // already reported through logInfo, or the build failed anyway
       if (opts.keepBuildRoot !== true) await removeBuildRoot(job.root)
     }
   } catch (e) {
@@ -380,14 +381,9 @@ function materials(job: Job): Material[] {
   return job.src.files.map((f) => ({ uri: job.archive.poolUrl(`${job.src.directory}/${f.name}`), sha256: f.sha256 }))
 }
 
-/** Closes the build log (nothing is written after this) and digests it. */
-async function logInfo(job: Job): Promise<{ path: string; sha256: string; size: number }> {
-  await closeLog(job.log)
-  return { path: job.logPath, ...(await sha256File(job.logPath)) }
-}
-
-function closeLog(log: WriteStream): Promise<void> {
-  return log.writableEnded ? Promise.resolve() : new Promise((resolve) => log.end(resolve))
+/** Closes the build log (nothing is written after this) and digests it; a write error rejects. */
+function logInfo(job: Job): Promise<{ path: string; sha256: string; size: number }> {
+  return job.buildLog.close()
 }
 
 function lastLines(text: string, n = 3): string {

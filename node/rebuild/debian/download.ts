@@ -3,27 +3,18 @@
  * renamed into place after its SHA-256 and size matched; a cached file is re-checked on use.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { RbqError } from '../../../protocol/errors.js'
+import { sha256File } from '../../files.js'
 
 export interface Expected {
   sha256: string
   size: number
-}
-
-export async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256')
-  let size = 0
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    hash.update(chunk)
-    size += chunk.length
-  }
-  return { sha256: hash.digest('hex'), size }
 }
 
 async function exists(path: string): Promise<boolean> {

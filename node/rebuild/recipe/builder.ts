@@ -12,15 +12,16 @@
  * missing); an external abort rethrows the signal's reason. A command that fails, hangs past its
  * timeout or produces no matching file is an outcome, `failed` (BUILD_FAILED / BUILD_TIMEOUT).
  */
-import { constants as fsConstants, createWriteStream, type WriteStream } from 'node:fs'
+import { constants as fsConstants, createWriteStream } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readdir, realpath, rename, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, relative, sep } from 'node:path'
 import { Readable } from 'node:stream'
-import { finished, pipeline } from 'node:stream/promises'
+import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { RbqError, type ErrorCode } from '../../../protocol/index.js'
 import { sha256File } from '../../files.js'
+import { openBuildLog, type BuildLog } from '../build-log.js'
 import { SOFTWARE } from '../../version.js'
 import { run } from '../debian/run.js'
 import type { OnProgress, RebuildArtifact, RebuildResult } from '../types.js'
@@ -62,9 +63,8 @@ export async function rebuildRecipe(recipe: Recipe, opts: RecipeBuildOptions): P
   const work = join(tmp, 'build')
   await mkdir(work)
   await mkdir(join(opts.outDir, 'out'), { recursive: true })
-  const logPath = join(opts.outDir, 'build.log')
-  const log = createWriteStream(logPath)
-  log.on('error', () => {}) // e.g. ENOSPC: reported by closeLog (a stream error must not crash the node)
+  const buildLog = openBuildLog(join(opts.outDir, 'build.log'))
+  const log = buildLog.stream
   try {
     for (const [i, s] of recipe.sources.entries()) await fetchSource(s, i, work, opts, progress)
     if (recipe.sources.length > 0) progress({ phase: 'verify', message: `${recipe.sources.length} source(s) match their pinned SHA-256` })
@@ -91,7 +91,7 @@ export async function rebuildRecipe(recipe: Recipe, opts: RecipeBuildOptions): P
       onLine: (line) => progress({ phase: 'build', message: running, logLine: line })
     })
     if (r.aborted) throw opts.signal?.reason ?? new RbqError('BUILD_TIMEOUT', 'build cancelled')
-    const fail = (code: ErrorCode, reason: string) => failed(recipe, isolation, startedOn, log, logPath, code, reason, progress)
+    const fail = (code: ErrorCode, reason: string) => failed(recipe, isolation, startedOn, buildLog, code, reason, progress)
     if (r.timedOut) return await fail('BUILD_TIMEOUT', `killed after the recipe's timeout of ${recipe.timeoutSeconds} s`)
     if (r.code !== 0) {
       const tail = r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500)
@@ -116,10 +116,10 @@ export async function rebuildRecipe(recipe: Recipe, opts: RecipeBuildOptions): P
       outcome: 'built',
       artifacts,
       finishedOn: new Date(),
-      log: await closeLog(log, logPath)
+      log: await buildLog.close() // a write error (e.g. ENOSPC) rejects: the scheduler retries later
     }
   } finally {
-    await closeLog(log, undefined).catch(() => {}) // already reported, or an error is on its way
+    await buildLog.close().catch(() => {}) // already reported, or an error is on its way
     if (opts.keepWorkDir !== true) await removeTree(tmp)
   }
 }
@@ -150,13 +150,12 @@ async function failed(
   recipe: Recipe,
   isolation: NetworkIsolation,
   startedOn: Date,
-  log: WriteStream,
-  logPath: string,
+  buildLog: BuildLog,
   code: ErrorCode,
   reason: string,
   progress: OnProgress
 ): Promise<RecipeRebuildResult> {
-  log.write(`\n### rbq: failed (${code}): ${reason}\n`)
+  buildLog.stream.write(`\n### rbq: failed (${code}): ${reason}\n`)
   progress({ phase: 'done', message: `failed: ${reason}` })
   const o = recipe.origin
   return {
@@ -164,7 +163,7 @@ async function failed(
     outcome: 'failed',
     artifacts: [{ name: o.name, sha256: o.sha256, size: o.size, path: o.path ?? '' }],
     finishedOn: new Date(),
-    log: await closeLog(log, logPath),
+    log: await buildLog.close(),
     failure: { reason, transient: false, code }
   }
 }
@@ -179,14 +178,6 @@ export function buildEnv(recipe: Recipe, work: string): Record<string, string> {
     LC_ALL: 'C.UTF-8',
     SOURCE_DATE_EPOCH: String(recipe.sourceDateEpoch)
   }
-}
-
-async function closeLog(log: WriteStream, path: string): Promise<{ path: string; sha256: string; size: number }>
-async function closeLog(log: WriteStream, path: undefined): Promise<undefined>
-async function closeLog(log: WriteStream, path: string | undefined): Promise<{ path: string; sha256: string; size: number } | undefined> {
-  if (!log.writableEnded) log.end()
-  await finished(log) // rejects with the write error (e.g. ENOSPC: the scheduler retries later)
-  return path === undefined ? undefined : { path, ...(await sha256File(path)) }
 }
 
 // --- sources -------------------------------------------------------------------------------
