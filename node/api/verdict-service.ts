@@ -38,6 +38,7 @@ import {
 } from '../../protocol/index.js'
 import type { ArtifactVerdict, TrustExplanation, VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { parseRequestPolicy, type PolicyFile } from '../trust/policy-file.js'
+import { mapLimit } from '../concurrency.js'
 
 /** Readonly engine types → the wire types (same fields, mutable arrays). */
 type DeepMutable<T> = T extends readonly (infer U)[] ? DeepMutable<U>[] : T extends object ? { -readonly [K in keyof T]: DeepMutable<T[K]> } : T
@@ -275,17 +276,4 @@ export function resultOf(q: Question, verdicts: readonly Verdict[]): VerdictResu
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 
-/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i]!, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return out
-}
 

@@ -5,7 +5,7 @@
 import { RbqError } from '../../protocol/index.js'
 import { sha256File } from '../files.js'
 import { parseParagraph } from '../rebuild/debian/deb822.js'
-import { run } from '../rebuild/debian/run.js'
+import { run } from '../run.js'
 import { artifactQueryOf, controlFromParagraph, type BinaryControl } from './binary-package.js'
 import type { ArtifactQuery } from '../consensus/verdict.js'
 
@@ -46,16 +46,3 @@ export async function inspectDeb(path: string): Promise<DebFile> {
   return { path, sha256, size, control, query: artifactQueryOf(control, sha256) }
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight; results keep the input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i] as T, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return out
-}

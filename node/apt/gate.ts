@@ -9,7 +9,8 @@
 import type { VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/index.js'
 import { displayName } from './binary-package.js'
-import { inspectDeb, mapLimit, type DebFile } from './deb-file.js'
+import { mapLimit } from '../concurrency.js'
+import { inspectDeb, type DebFile } from './deb-file.js'
 
 /** Asks the node for verdicts in one batch (answers in request order). */
 export type VerdictLookup = (queries: VerdictQuery[]) => Promise<VerdictResult[]>

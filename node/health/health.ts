@@ -14,7 +14,7 @@ import type { VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/index.js'
 import { sha256File } from '../files.js'
 import { debArtifactName, displayName, sourcePurlOf } from '../apt/binary-package.js'
-import { mapLimit } from '../apt/deb-file.js'
+import { mapLimit } from '../concurrency.js'
 import { readDpkgStatus, type InstalledPackage } from './dpkg-status.js'
 import { binaryKey, lookupIndexedBinaries } from './packages-index.js'
 

@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { RbqError } from '../../protocol/index.js'
-import { run } from '../rebuild/debian/run.js'
+import { run } from '../run.js'
 import { isSha256, type BinaryControl } from '../apt/binary-package.js'
 
 export const DEFAULT_APT_LISTS = '/var/lib/apt/lists'

@@ -12,7 +12,7 @@ import { RbqError } from '../../../protocol/errors.js'
 import { hostArchiveLocation, type ArchiveLocation } from './apt-sources.js'
 import { parseChecksumList, parseParagraph, splitParagraphs, type Paragraph } from './deb822.js'
 import { downloadVerified, fetchBytes, type Expected } from './download.js'
-import { run } from './run.js'
+import { run } from '../../run.js'
 import { binNmuSuffix, compareVersions } from './version.js'
 
 export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'

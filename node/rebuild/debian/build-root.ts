@@ -11,7 +11,7 @@ import { RbqError } from '../../../protocol/errors.js'
 import type { OnProgress } from '../types.js'
 import { archiveKey, DEBIAN_KEYRING } from './archive.js'
 import type { ArchiveLocation } from './apt-sources.js'
-import { run, type RunResult } from './run.js'
+import { run, type RunResult } from '../../run.js'
 
 /** The unprivileged user builds run as (created in the build root). */
 export const BUILD_USER = { name: 'rbq', uid: 1000, gid: 1000, home: '/nonexistent' } as const

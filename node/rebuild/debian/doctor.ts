@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises'
 import { DEBIAN_KEYRING } from './archive.js'
-import { hasCommand, run } from './run.js'
+import { hasCommand, run } from '../../run.js'
 
 export interface DoctorCheck {
   name: string

@@ -4,7 +4,7 @@
  */
 import { access, constants } from 'node:fs/promises'
 import type { DoctorCheck } from '../debian/doctor.js'
-import { hasCommand } from '../debian/run.js'
+import { hasCommand } from '../../run.js'
 import { detectNetworkIsolation } from './network-isolation.js'
 
 export interface RecipeDoctorReport {

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { hasCommand, run } from '../../../../../node/rebuild/debian/run.js'
-import { makeTempDir } from '../../../../utils/tmp.js'
+import { hasCommand, run } from '../../../node/run.js'
+import { makeTempDir } from '../../utils/tmp.js'
 
 /** Running, not a zombie waiting for its new parent to reap it. */
 function alive(pid: number): boolean {
