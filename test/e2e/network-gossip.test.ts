@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_FRAME_BYTES, TOPIC_ATTESTATIONS, TOPIC_DELEGATIONS, generateSigningKey, utf8, type Topic } from '../../protocol/index.js'
 import type { RbqNode } from '../../node/node.js'
-import { attestation, delegation, tampered } from '../unit/node/db/fixtures.js'
+import { attestation, delegation, tampered } from '../utils/frames.js'
 import { connect, counterValue, startTestNode, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
 
 async function line(n: number): Promise<{ nodes: TestNode[]; at: (i: number) => RbqNode }> {

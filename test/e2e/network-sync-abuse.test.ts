@@ -13,7 +13,7 @@ import { SYNC_PROTOCOL, canonicalBytes, frameText, generateSigningKey, utf8 } fr
 import { encodeSyncMessage, setDigest, type SyncRequest } from '../../protocol/sync.js'
 import { createHost, type Host } from '../../node/p2p/host.js'
 import type { RbqNode } from '../../node/node.js'
-import { attestation } from '../unit/node/db/fixtures.js'
+import { attestation } from '../utils/frames.js'
 import { connect, counterValue, startTestNode, waitFor, type TestNode } from '../utils/network.js'
 
 type Responder = (request: SyncRequest | undefined, stream: Stream, host: Host) => Promise<void>
@@ -65,7 +65,9 @@ describe('sync abuse', () => {
   }
   async function attacker(respond: Responder): Promise<Host> {
     const host = await hostile(respond)
-    cleanups.push(() => host.stop())
+    cleanups.push(async () => {
+      await host.stop()
+    })
     return host
   }
   /** After abuse: an honest peer's frames still sync completely, and nothing else is stored. */
@@ -104,7 +106,7 @@ describe('sync abuse', () => {
       () => lp.encode.single(utf8('this is not json')),
       () => lp.encode.single(utf8('{"keys":"nope","type":"summary"}')),
       () => lp.encode.single(utf8('{ "type": "end" }')) // not canonical
-    ]
+    ].map((encode) => () => encode().subarray())
     let round = 0
     const host = await attacker(async (_request, stream) => {
       stream.send((garbage[round++ % garbage.length] as () => Uint8Array)())

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateSigningKey, type SigningKey, type VerifiedFrame } from '../../protocol/index.js'
 import type { RbqNode } from '../../node/node.js'
-import { attestation, delegation } from '../unit/node/db/fixtures.js'
+import { attestation, delegation } from '../utils/frames.js'
 import { connect, startTestNode, waitFor, type TestNode } from '../utils/network.js'
 import { makeTempDir } from '../utils/tmp.js'
 

@@ -1,14 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { fromBase64, fromBase64Url, isRbqError, parseCanonicalJson, parseJson, utf8 } from '../../../protocol/index.js'
+import { errorCode } from '../../utils/errors.js'
 
-const code = (f: () => unknown) => {
-  try {
-    f()
-  } catch (e) {
-    return isRbqError(e) ? e.code : `not ours: ${String(e)}`
-  }
-  return 'no error'
-}
+const code = errorCode
 
 describe('strict base64', () => {
   it('accepts canonical padded base64 and refuses everything else', () => {

@@ -8,15 +8,9 @@ import {
   parsePublicKey,
   sha256Hex
 } from '../../../protocol/index.js'
+import { errorCode } from '../../utils/errors.js'
 
-const code = (f: () => unknown) => {
-  try {
-    f()
-  } catch (e) {
-    return isRbqError(e) ? e.code : `not ours: ${String(e)}`
-  }
-  return 'no error'
-}
+const code = errorCode
 
 describe('keys', () => {
   it('key id is the SHA-256 of the raw public key; text form round-trips', () => {

@@ -1,14 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { canonicalPurl, checkPattern, checkWirePurl, isRbqError, parsePurl, patternMatches } from '../../../protocol/index.js'
+import { errorCode } from '../../utils/errors.js'
 
-const code = (f: () => unknown) => {
-  try {
-    f()
-  } catch (e) {
-    return isRbqError(e) ? e.code : `not ours: ${String(e)}`
-  }
-  return 'no error'
-}
+const code = errorCode
 
 describe('purl', () => {
   it('parses through packageurl-js and exposes the matchable base', () => {

@@ -5,7 +5,7 @@ import { Bucket, bucketName, keys, prefixRange, seqPart } from '../../../../node
 import { Store } from '../../../../node/db/store.js'
 import { generateSigningKey, isRbqError, signEquivocationProof } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
-import { attestation, delegation, hex64, PKG } from './fixtures.js'
+import { attestation, delegation, hex64, PKG } from '../../../utils/frames.js'
 
 const alice = generateSigningKey()
 const bob = generateSigningKey()

@@ -4,7 +4,7 @@ import { decodeOne, type DecodeOutcome } from '../../../../node/ingest/decode-jo
 import { DecodePool, findWorkerScript } from '../../../../node/ingest/decode-pool.js'
 import { canonicalBytes, decodeFrame, generateSigningKey, signAttestation, signEquivocationProof } from '../../../../protocol/index.js'
 import { rebuildStatementArb } from '../../../utils/arbitraries.js'
-import { attestation, delegation } from '../db/fixtures.js'
+import { attestation, delegation } from '../../../utils/frames.js'
 
 const key = generateSigningKey()
 const other = generateSigningKey()

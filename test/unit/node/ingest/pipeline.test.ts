@@ -20,7 +20,7 @@ import {
   type VerifiedFrame
 } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
-import { attestation, delegation, tampered } from '../db/fixtures.js'
+import { attestation, delegation, tampered } from '../../../utils/frames.js'
 
 const alice = generateSigningKey()
 const bob = generateSigningKey()

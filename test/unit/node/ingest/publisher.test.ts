@@ -8,7 +8,7 @@ import { Publisher, type AttestationInit } from '../../../../node/ingest/publish
 import { SOFTWARE } from '../../../../node/version.js'
 import { generateSigningKey, isRbqError, type VerifiedFrame } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
-import { hex64, PKG } from '../db/fixtures.js'
+import { hex64, PKG } from '../../../utils/frames.js'
 
 const key = generateSigningKey()
 const other = generateSigningKey()

@@ -10,7 +10,7 @@ import { Metrics } from '../../../../node/metrics.js'
 import { Gossip } from '../../../../node/p2p/gossip.js'
 import { createHost, type Host } from '../../../../node/p2p/host.js'
 import { makeTempDir } from '../../../utils/tmp.js'
-import { attestation, delegation, tampered } from '../db/fixtures.js'
+import { attestation, delegation, tampered } from '../../../utils/frames.js'
 
 const from = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
 

@@ -4,7 +4,7 @@ import { generateSigningKey } from '../../../../protocol/index.js'
 import { Store } from '../../../../node/db/store.js'
 import { loadSeqRuns, SeqRuns, storedAttestationSeq } from '../../../../node/p2p/seq-runs.js'
 import { makeTempDir } from '../../../utils/tmp.js'
-import { attestation } from '../db/fixtures.js'
+import { attestation } from '../../../utils/frames.js'
 
 const K = 'a'.repeat(64)
 

@@ -9,7 +9,7 @@ import {
   type DelegationFrame,
   type Frame,
   type SigningKey
-} from '../../../../protocol/index.js'
+} from '../../protocol/index.js'
 
 export const PKG = 'pkg:deb/debian/hello@2.10-3?arch=source'
 
