@@ -35,3 +35,10 @@ export function parsePurlOption(value: string): string {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value]
 }
+
+/** `2027-11-22` (midnight UTC) or an RFC 3339 date-time. */
+export function parseDateOption(value: string): Date {
+  const ms = /^\d{4}-\d{2}-\d{2}(T.*)?$/.test(value) ? Date.parse(value) : NaN
+  if (!Number.isFinite(ms)) throw new InvalidArgumentError('expected a date like 2027-11-22 or 2027-11-22T00:00:00Z')
+  return new Date(ms)
+}

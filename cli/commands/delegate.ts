@@ -8,7 +8,7 @@ import { writeFrameFile } from '../../node/files.js'
 import { loadKey } from '../../node/identity/key-file.js'
 import { buildDelegationStatement, checkPattern, parsePublicKey, RbqError, signDelegation, type PublicKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
-import { parseNonNegativeInt, parsePositiveInt } from '../options.js'
+import { parseDateOption, parseNonNegativeInt, parsePositiveInt } from '../options.js'
 
 interface DelegateOptions {
   key?: string
@@ -23,13 +23,6 @@ interface DelegateOptions {
   api?: string
   data?: string
   json?: boolean
-}
-
-/** `2027-11-22` (midnight UTC) or an RFC 3339 date-time. */
-export function parseDateOption(value: string): Date {
-  const ms = /^\d{4}-\d{2}-\d{2}(T.*)?$/.test(value) ? Date.parse(value) : NaN
-  if (!Number.isFinite(ms)) throw new InvalidArgumentError('expected a date like 2027-11-22 or 2027-11-22T00:00:00Z')
-  return new Date(ms)
 }
 
 function parsePublicKeyOption(value: string): PublicKey {

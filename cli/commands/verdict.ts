@@ -8,14 +8,11 @@
  */
 import { createReadStream } from 'node:fs'
 import type { Command } from 'commander'
-import { ConsensusState, parsePolicy } from '../../node/consensus/index.js'
-import { readFileBounded } from '../../node/files.js'
-import { decodeFrame, decodeUtf8, MAX_FRAME_BYTES, RbqError, type VerifiedFrame } from '../../protocol/index.js'
+import { ConsensusState } from '../../node/consensus/index.js'
+import { readPolicyFile } from '../../node/trust/policy-file.js'
+import { decodeFrame, MAX_FRAME_BYTES, RbqError, type VerifiedFrame } from '../../protocol/index.js'
 import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
-import { parsePurlOption, parseSha256Option } from '../options.js'
-import { parseDateOption } from './delegate.js'
-
-const MAX_POLICY_BYTES = 1024 * 1024
+import { parseDateOption, parsePurlOption, parseSha256Option } from '../options.js'
 
 interface VerdictOptions {
   policy: string
@@ -83,10 +80,6 @@ export async function readFramesJsonl(path: string): Promise<VerifiedFrame[]> {
   return frames
 }
 
-export async function readPolicyFile(path: string) {
-  const bytes = await readFileBounded(path, MAX_POLICY_BYTES, 'policy file')
-  return parsePolicy(decodeUtf8(bytes, path), path)
-}
 
 export function registerVerdict(program: Command): void {
   program

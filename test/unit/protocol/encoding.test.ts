@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fromBase64, fromBase64Url, isRbqError, parseCanonicalJson, parseJson, utf8 } from '../../../protocol/index.js'
+import { fromBase64, fromBase64Url, parseCanonicalJson, parseJson, utf8 } from '../../../protocol/index.js'
 import { errorCode } from '../../utils/errors.js'
 
 const code = errorCode

@@ -3,7 +3,6 @@ import {
   decodeKeyFile,
   encodeKeyFile,
   generateSigningKey,
-  isRbqError,
   keyIdOf,
   parsePublicKey,
   sha256Hex

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { canonicalPurl, checkPattern, checkWirePurl, isRbqError, parsePurl, patternMatches } from '../../../protocol/index.js'
+import { canonicalPurl, checkPattern, checkWirePurl, parsePurl, patternMatches } from '../../../protocol/index.js'
 import { errorCode } from '../../utils/errors.js'
 
 const code = errorCode
