@@ -28,8 +28,7 @@ import type { Store } from '../db/store.js'
 import {
   canonicalPurl,
   frameId,
-  openFrame,
-  parseFrame,
+  openStoredFrame,
   parsePublicKey,
   type AttestationFrame,
   type DelegationFrame,
@@ -172,7 +171,7 @@ export class VerdictService {
       bytes.forEach((b, i) => {
         const id = aligned ? missing[i]! : frameId(b)
         // Stored frames passed the full decode (signature included) before they were stored.
-        const f = openFrame(parseFrame(b))
+        const f = openStoredFrame(b)
         this.remember(id, f)
         found.set(id, f)
       })
@@ -201,7 +200,7 @@ export class VerdictService {
   private async trustFrames_(): Promise<{ key: string; delegations: DelegationFrame[]; proofs: EquivocationFrame[] }> {
     const key = await this.countsKey()
     if (this.trustFrames?.key === key) return this.trustFrames
-    const decode = (list: Uint8Array[]) => list.map((b) => openFrame(parseFrame(b)))
+    const decode = (list: Uint8Array[]) => list.map((b) => openStoredFrame(b))
     const delegations = decode(await this.store.allDelegations()).filter((f): f is DelegationFrame => f.kind === 'delegation')
     const proofs = decode(await this.store.allProofs()).filter((f): f is EquivocationFrame => f.kind === 'equivocation')
     this.trustFrames = { key, delegations, proofs }

@@ -9,7 +9,7 @@
  */
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
-import { RbqError, openFrame, parseFrame, type StatementKind, type VerifiedFrame } from '../../protocol/index.js'
+import { RbqError, openStoredFrame, type StatementKind, type VerifiedFrame } from '../../protocol/index.js'
 import type { Run } from '../../protocol/sync.js'
 import { Bucket, STORE_LAYOUT_VERSION, bucketName, lastPart, parseAttestationBySeq, prefixRange, seqRange, type KeyRange } from './buckets.js'
 import { FrameBatch, type BatchOp, type CommittedState, type SeqEntry } from './frame-batch.js'
@@ -162,7 +162,7 @@ export class Store {
    */
   async getVerifiedFrame(id: string): Promise<VerifiedFrame | undefined> {
     const bytes = await this.getFrame(id)
-    return bytes === undefined ? undefined : openFrame(parseFrame(bytes))
+    return bytes === undefined ? undefined : openStoredFrame(bytes)
   }
 
   /** Canonical bytes of the stored frames among `ids`, in order, skipping unknown ids. */

@@ -7,7 +7,7 @@
 import { buildTrustGraph, reachableKeys } from '../consensus/index.js'
 import type { Store } from '../db/store.js'
 import type { Logger } from '../logger.js'
-import { decodeFrame, type DelegationFrame, type EquivocationFrame, type KeyId } from '../../protocol/index.js'
+import { openStoredFrame, type DelegationFrame, type EquivocationFrame, type KeyId } from '../../protocol/index.js'
 import type { PolicyFile } from './policy-file.js'
 
 const REFRESH_INTERVAL_MS = 60_000
@@ -62,9 +62,8 @@ export class TrustedKeys {
         this.keys = new Set()
         return
       }
-      // Stored frames were verified on the way in; decoding again only re-reads them.
-      const delegations = (await store.allDelegations()).map((b) => decodeFrame(b) as DelegationFrame)
-      const proofs = (await store.allProofs()).map((b) => decodeFrame(b) as EquivocationFrame)
+      const delegations = (await store.allDelegations()).map((b) => openStoredFrame(b) as DelegationFrame)
+      const proofs = (await store.allProofs()).map((b) => openStoredFrame(b) as EquivocationFrame)
       this.keys = reachableKeys(buildTrustGraph({ policy: state.policy, delegations, proofs, now: Date.now() }))
     } catch (e) {
       logger.warn({ err: (e as Error).message }, 'trusted keys not refreshed; keeping the previous set')

@@ -8,6 +8,7 @@ import {
   frameText,
   generateSigningKey,
   isRbqError,
+  openStoredFrame,
   signAttestation,
   utf8,
   type Frame
@@ -41,6 +42,7 @@ describe('frame codec properties', () => {
         expect(again.statement).toEqual(statement)
         expect(again.id).toBe(frame.id)
         expect(Buffer.from(encodeFrame(again.frame)).equals(Buffer.from(frame.bytes))).toBe(true)
+        expect(openStoredFrame(frame.bytes)).toEqual(again)
       }),
       { numRuns: 200 }
     )

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { decodeFrame, isRbqError, sha256Hex, utf8 } from '../../../protocol/index.js'
+import { decodeFrame, isRbqError, openStoredFrame, sha256Hex, utf8 } from '../../../protocol/index.js'
 import { buildVectors, type VectorFile } from '../../utils/vector-fixtures.js'
 
 const PATH = new URL('../../vectors/protocol-v1.json', import.meta.url)
@@ -24,6 +24,8 @@ describe('frozen protocol vectors', () => {
     expect(f.id).toBe(v.id)
     expect(sha256Hex(v.frame)).toBe(v.id)
     expect(f.payloadDigest).toBe(v.payloadDigest)
+    // Re-opening stored bytes (no re-verification) yields exactly what the full decode gave.
+    expect(openStoredFrame(utf8(v.frame))).toEqual(f)
   })
 
   it.each(frozen.invalid.map((v) => [v.name, v] as const))('invalid: %s', (_name, v) => {
