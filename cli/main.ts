@@ -22,6 +22,7 @@ import { registerNode } from './commands/node.js'
 import { registerPeers } from './commands/peers.js'
 import { registerRevoke } from './commands/publish-delegation.js'
 import { registerRebuild } from './commands/rebuild.js'
+import { registerRebuildRequest } from './commands/rebuild-request.js'
 import { registerStatus } from './commands/status.js'
 import { registerTrust } from './commands/trust.js'
 import { registerVerdict } from './commands/verdict.js'
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerRevoke(program)
   // Rebuilding and attesting
   registerRebuild(program)
+  registerRebuildRequest(program)
   registerDoctor(program)
   registerAttest(program)
   // Offline tools
