@@ -401,7 +401,7 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     } else if (reached.length === 1 && reached[0]!.sha256 === q.sha256) {
       if (dissenting <= policy.maxDissent) {
         status = 'reproduced'
-        reason = `${have} of ${k} ${unit(k)} rebuilt ${short(q.sha256)} (${names(support)})` + (dissenting > 0 ? `; ${dissenting} dissent, within ${tolerance}` : '')
+        reason = `${have} ${unit(have)} rebuilt ${short(q.sha256)} (${names(support)}; ${k} needed)` + (dissenting > 0 ? `; ${dissenting} dissent, within ${tolerance}` : '')
       } else {
         status = 'conflict'
         reason = `${have} ${unit(have)} rebuilt ${short(q.sha256)} but ${dissenting} ${unit(dissenting)} report other digests (${tolerance})`

@@ -175,7 +175,7 @@ describe('rbq verify', () => {
     await client.submitFrames([attest(BOB, { seq: 1, pkg: PKG, artifact: DEB, sha256 }).bytes])
     const ok = await rbq(['verify', file, '--package', PKG, '--data', data])
     expect(ok.code, ok.stderr).toBe(0)
-    expect(ok.stdout).toMatch(/^reproduced: 2 of 2 parties/)
+    expect(ok.stdout).toMatch(/^reproduced: 2 parties rebuilt [0-9a-f]{12} \(.*; 2 needed\)/)
     const bySha = await rbq(['verify', sha256, '--data', data, '--json'])
     expect(bySha.code).toBe(0)
     expect((JSON.parse(bySha.stdout) as { verdicts: { evidence: { package: string } }[] }).verdicts[0]!.evidence.package).toBe(PKG)

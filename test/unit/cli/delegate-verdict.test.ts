@@ -102,7 +102,7 @@ describe('rbq delegate / rbq verdict (spawned binary)', () => {
   it('verdict: reproduced (exit 0), the evidence with --json', async () => {
     const r = await runRbq(verdictArgs(fileSha))
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/^reproduced: 2 of 2 parties rebuilt [0-9a-f]{12} \(org, other\)\n$/)
+    expect(r.stdout).toMatch(/^reproduced: 2 parties rebuilt [0-9a-f]{12} \(org, other; 2 needed\)\n$/)
     const j = await runRbq([...verdictArgs(fileSha), '--json'])
     expect(j.code).toBe(0)
     const v = JSON.parse(j.stdout)

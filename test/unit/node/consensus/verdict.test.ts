@@ -40,7 +40,7 @@ describe('verdicts (DESIGN.md §4)', () => {
     expect(v.status).toBe('reproduced')
     expect(v.evidence).toMatchObject({ have: 2, need: 2, dissenting: 0 })
     expect(v.evidence.support.map((s) => s.party)).toEqual(['party-0', 'party-1'])
-    expect(v.reason).toMatch(/^2 of 2 parties rebuilt [0-9a-f]{12} \(party-0, party-1\)$/)
+    expect(v.reason).toMatch(/^2 parties rebuilt [0-9a-f]{12} \(party-0, party-1; 2 needed\)$/)
   })
 
   it('insufficient: fewer than k, no dissent (have/need)', () => {
@@ -132,7 +132,7 @@ describe('verdicts (DESIGN.md §4)', () => {
     const byKey = verdict(policy({ threshold: 3, count: 'key', roots: roots(2) }), frames, { delegations })
     expect(byKey.status).toBe('reproduced')
     expect(byKey.evidence.have).toBe(10)
-    expect(byKey.reason).toMatch(/^10 of 3 keys/)
+    expect(byKey.reason).toMatch(/^10 keys rebuilt [0-9a-f]{12} \(.*; 3 needed\)$/)
   })
 
   it('a key reachable from two roots counts once', () => {
