@@ -95,7 +95,8 @@ export class RbqNode {
       started.push({ name: 'store', stop: () => store.close() })
 
       // Keys the node's policy trusts (roots and delegates) are exempt from strangers' quotas.
-      const trust = new TrustedKeys({ store, policy: new PolicyFile(config.api.policy ?? policyPath(paths.root)), logger: logger.child({ component: 'trust' }) })
+      const policy = new PolicyFile(config.api.policy ?? policyPath(paths.root))
+      const trust = new TrustedKeys({ store, policy, logger: logger.child({ component: 'trust' }) })
       await trust.start()
       started.push({ name: 'trust', stop: async () => trust.stop() })
 
@@ -144,6 +145,7 @@ export class RbqNode {
         publicKey: signingKey.publicKey,
         libp2p: network.host,
         syncingPeers: () => network.sync.activePeers,
+        policy,
         ...(rebuilds === undefined ? {} : { rebuilds })
       })
       if (api !== undefined) started.push({ name: 'api', stop: () => api.stop() })

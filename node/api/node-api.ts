@@ -12,6 +12,7 @@ import type { PublicKey } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { ApiRebuilds } from './context.js'
 import { ApiServer } from './server.js'
+import type { PolicyFile } from '../trust/policy-file.js'
 
 export interface NodeApiParts {
   dataDir: string
@@ -25,6 +26,8 @@ export interface NodeApiParts {
   /** Peers a catch-up session runs or waits for (node/p2p/sync.ts activePeers). */
   syncingPeers?: () => readonly string[]
   rebuilds?: ApiRebuilds
+  /** The node's policy reader, shared with its trusted-key set. */
+  policy?: PolicyFile
 }
 
 /** Catch-up state from the sync service's active sessions. */
@@ -52,7 +55,8 @@ export async function startNodeApi(parts: NodeApiParts): Promise<ApiServer | und
       dataDir: parts.dataDir,
       host: parts.config.host,
       ...(parts.config.port === undefined ? {} : { port: parts.config.port }),
-      ...(parts.config.policy === undefined ? {} : { policyFile: parts.config.policy })
+      ...(parts.config.policy === undefined ? {} : { policyFile: parts.config.policy }),
+      ...(parts.policy === undefined ? {} : { policy: parts.policy })
     }
   )
   await server.start()

@@ -55,6 +55,8 @@ export interface ApiServerInit {
   port?: number
   /** Default `<dataDir>/policy.toml`. */
   policyFile?: string
+  /** The node's own policy reader (shared with its trusted-key set); wins over `policyFile`. */
+  policy?: PolicyFile
   /** Default `<dataDir>/api.token`. */
   tokenFile?: string
   /** SSE heartbeat period in ms (default 15 s). */
@@ -84,7 +86,7 @@ export class ApiServer {
     private readonly init: ApiServerInit
   ) {
     this.log = (components.logger ?? silentLogger()).child({ component: 'api' })
-    this.policy = new PolicyFile(init.policyFile ?? policyPath(init.dataDir))
+    this.policy = init.policy ?? new PolicyFile(init.policyFile ?? policyPath(init.dataDir))
     this.verdicts = new VerdictService({ store: components.store, policy: this.policy })
     this.events = new EventHub(init.heartbeatMs === undefined ? {} : { heartbeatMs: init.heartbeatMs })
     this.watch = new WatchList(
