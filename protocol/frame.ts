@@ -18,7 +18,7 @@ import {
   STATEMENT_TYPE_EQUIVOCATION
 } from './constants.js'
 import { pae, signEnvelope } from './dsse.js'
-import { canonicalBytes, fromBase64, parseCanonicalJson, sha256Hex, utf8 } from './encoding.js'
+import { canonicalBytes, fromBase64, parseCanonicalJson, sha256Hex } from './encoding.js'
 import { RbqError } from './errors.js'
 import { parsePublicKey, verifyBytes, type PublicKey, type SigningKey } from './keys.js'
 import {
@@ -274,8 +274,4 @@ export function signEquivocationProof(key: SigningKey, x: AttestationFrame, y: A
 /** Text form of a frame (canonical JSON), e.g. for files and JSONL. */
 export function frameText(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
-}
-
-export function frameBytesFromText(text: string): Uint8Array {
-  return utf8(text)
 }

@@ -91,7 +91,7 @@ export function registerImport(program: Command): void {
 
     await withNode(opts, async (client) => {
       await client.status() // before reserving seqs: a stopped node must not burn them
-      const [{ loadOrCreateKey }, { seqFileFor }, { defaultDataDir }] = await Promise.all([
+      const [{ loadOrCreateKey }, { SeqCounter, seqFileFor }, { defaultDataDir }] = await Promise.all([
         import('../../node/identity/key-file.js'),
         import('../../node/identity/seq-counter.js'),
         import('../../node/paths.js')
@@ -100,7 +100,8 @@ export function registerImport(program: Command): void {
       const { key, created } = await loadOrCreateKey(keyFile)
       if (created) progress(`created the bridge key ${keyFile}`)
       summary.bridge = { keyid: key.publicKey.keyid, publicKey: key.publicKey.text, file: keyFile }
-      const firstSeq = await bridge.reserveSeqBlock(seqFileFor(keyFile), key.publicKey.keyid, plan.statements.length)
+      // One block of seqs, persisted and locked before signing: concurrent imports never overlap.
+      const firstSeq = await new SeqCounter(seqFileFor(keyFile), key.publicKey.keyid).reserveBlock(plan.statements.length)
       progress(`signing ${plural(plan.statements.length, 'statement')} (seq ${firstSeq}..${firstSeq + plan.statements.length - 1})`)
       const frames = bridge.signImport(plan, key, firstSeq)
       const CHUNK = 500

@@ -32,7 +32,6 @@ import {
 } from '../../protocol/index.js'
 import { debArtifactName, sourceOf, type BinaryControl } from '../apt/binary-package.js'
 import { binaryKey, lookupIndexedBinaries, type IndexedBinary } from '../health/packages-index.js'
-import { SeqCounter } from '../identity/seq-counter.js'
 import { dataDirLayout } from '../paths.js'
 import { debianSourcePurl } from '../rebuild/debian/builder.js'
 import { SOFTWARE } from '../version.js'
@@ -163,7 +162,3 @@ export function signImport(plan: ImportPlan, key: SigningKey, firstSeq: number):
   )
 }
 
-/** Reserves `count` consecutive seqs for the key (persisted before use, locked across processes). */
-export function reserveSeqBlock(seqFile: string, keyid: string, count: number): Promise<number> {
-  return new SeqCounter(seqFile, keyid).reserveBlock(count)
-}

@@ -1,12 +1,8 @@
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { MAX_SUBJECTS_PER_STATEMENT, planRebuilderdImport, reserveSeqBlock, signImport } from '../../../../node/bridge/bridge.js'
+import { describe, expect, it } from 'vitest'
+import { MAX_SUBJECTS_PER_STATEMENT, planRebuilderdImport, signImport } from '../../../../node/bridge/bridge.js'
 import type { RebuilderdArtifact } from '../../../../node/bridge/rebuilderd.js'
 import type { IndexedBinary } from '../../../../node/health/packages-index.js'
-import { SeqCounter } from '../../../../node/identity/seq-counter.js'
 import { decodeFrame, generateSigningKey } from '../../../../protocol/index.js'
-import { makeTempDir } from '../../../utils/tmp.js'
 
 const row = (over: Partial<RebuilderdArtifact>): RebuilderdArtifact => ({
   name: 'hello',
@@ -36,11 +32,6 @@ function index(entries: Record<string, Partial<IndexedBinary> & { sha256: string
 }
 
 describe('rebuilderd bridge', () => {
-  let dir: string
-  let cleanup: () => Promise<void>
-  beforeEach(async () => ({ dir, cleanup } = await makeTempDir()))
-  afterEach(async () => cleanup())
-
   it('turns GOOD rows into reproduced statements per source package; skips the rest with counts', async () => {
     const now = new Date('2026-01-01T00:00:00Z')
     const plan = await planRebuilderdImport(
@@ -83,16 +74,5 @@ describe('rebuilderd bridge', () => {
     expect(plan.skipped).toEqual({ duplicate: 1, 'conflicting-digest': 1 })
     const frames = signImport(plan, generateSigningKey(), 1)
     expect(frames.map((f) => decodeFrame(f.bytes).kind)).toEqual(['attestation', 'attestation'])
-  })
-
-  it('reserves seq blocks that never overlap, persisted before use', async () => {
-    const key = generateSigningKey()
-    const seqFile = join(dir, 'bridge.key.seq')
-    const [a, b] = await Promise.all([reserveSeqBlock(seqFile, key.publicKey.keyid, 10), reserveSeqBlock(seqFile, key.publicKey.keyid, 5)])
-    const seqs = [...Array.from({ length: 10 }, (_, i) => a + i), ...Array.from({ length: 5 }, (_, i) => b + i)]
-    expect(new Set(seqs).size).toBe(15)
-    expect(Math.min(...seqs)).toBe(1)
-    expect(await new SeqCounter(seqFile, key.publicKey.keyid).last()).toBe(15)
-    expect(JSON.parse(await readFile(seqFile, 'utf8')).keyid).toBe(key.publicKey.keyid)
   })
 })

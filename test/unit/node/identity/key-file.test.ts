@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createKey, loadKey, loadOrCreateKey } from '../../../../node/identity/key-file.js'
 import { SeqCounter } from '../../../../node/identity/seq-counter.js'
-import { isRbqError } from '../../../../protocol/index.js'
+import { generateSigningKey, isRbqError } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 
 let dir: string
@@ -67,5 +67,17 @@ describe('seq counter', () => {
     await writeFile(path, JSON.stringify({ keyid: 'cd'.repeat(32), lastSeq: 3 }))
     expect(await codeOf(new SeqCounter(path, 'ab'.repeat(32)).reserve())).toBe('SEQ_STATE_INVALID')
     expect(JSON.parse(await readFile(path, 'utf8')).lastSeq).toBe(3)
+  })
+
+  it('reserves seq blocks that never overlap, persisted before use', async () => {
+    const key = generateSigningKey()
+    const seqFile = join(dir, 'k.key.seq')
+    // Two instances: as two processes would, they only share the file and its lock.
+    const [a, b] = await Promise.all([new SeqCounter(seqFile, key.publicKey.keyid).reserveBlock(10), new SeqCounter(seqFile, key.publicKey.keyid).reserveBlock(5)])
+    const seqs = [...Array.from({ length: 10 }, (_, i) => a + i), ...Array.from({ length: 5 }, (_, i) => b + i)]
+    expect(new Set(seqs).size).toBe(15)
+    expect(Math.min(...seqs)).toBe(1)
+    expect(await new SeqCounter(seqFile, key.publicKey.keyid).last()).toBe(15)
+    expect(JSON.parse(await readFile(seqFile, 'utf8')).keyid).toBe(key.publicKey.keyid)
   })
 })
