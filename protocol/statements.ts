@@ -31,6 +31,15 @@ const Tag = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$' })
 export const REBUILD_OUTCOMES = ['reproduced', 'mismatch', 'failed', 'built'] as const
 export type Outcome = (typeof REBUILD_OUTCOMES)[number]
 
+/**
+ * The build environment a rebuild ran in (SPEC.md §5): `faithful` = the exact environment the
+ * official build recorded (its .buildinfo: every installed build dependency at its exact version,
+ * build path, environment variables, architecture); `current` = whatever the builder's archive
+ * offers today. Absent means `current`: a statement never claims faithful by default.
+ */
+export const BUILD_ENVIRONMENTS = ['faithful', 'current'] as const
+export type BuildEnvironment = (typeof BUILD_ENVIRONMENTS)[number]
+
 export const RebuildPredicateSchema = Type.Object(
   {
     package: PurlText,
@@ -42,6 +51,7 @@ export const RebuildPredicateSchema = Type.Object(
       strict
     ),
     outcome: Type.Union(REBUILD_OUTCOMES.map((o) => Type.Literal(o))),
+    environment: Type.Optional(Type.Union(BUILD_ENVIRONMENTS.map((e) => Type.Literal(e)))),
     upstream: Type.Array(ResourceDescriptor, { maxItems: 64 }),
     builder: Type.Object(
       {
@@ -198,6 +208,8 @@ export interface RebuildStatementInit {
   package: string
   subject: ArtifactDigest[]
   outcome: Outcome
+  /** Omitted from the wire when absent (= `current`). */
+  environment?: BuildEnvironment
   upstream: ArtifactDigest[]
   inputs: { sha256: string; materials: { uri: string; sha256: string }[] }
   builder: { id: KeyId; seq: number; backend: string; software: string }
@@ -222,6 +234,7 @@ export function buildRebuildStatement(init: RebuildStatementInit): RebuildStatem
       materials: init.inputs.materials.map((m) => ({ uri: m.uri, digest: { sha256: m.sha256 } }))
     },
     outcome: init.outcome,
+    ...(init.environment !== undefined ? { environment: init.environment } : {}),
     upstream: init.upstream.map(descriptor),
     builder: { ...init.builder },
     startedOn: wireTimestamp(init.startedOn),
