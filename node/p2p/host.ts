@@ -1,6 +1,6 @@
 /**
  * The libp2p host: TCP + Noise + yamux, identify, ping, bootstrap (+ optional mDNS) and
- * gossipsub 17 (DESIGN.md §6: the continuation of @chainsafe/libp2p-gossipsub for libp2p 3).
+ * gossipsub 17 (the continuation of @chainsafe/libp2p-gossipsub for libp2p 3; why: ARCHITECTURE.md).
  *
  * gossipsub settings and why:
  *   StrictNoSign        frames carry their own Ed25519 signatures; libp2p signatures would only

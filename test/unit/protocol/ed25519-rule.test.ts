@@ -1,7 +1,8 @@
 /**
  * Pins the project's one Ed25519 rule (protocol/keys.ts: reject small-order public keys, then
- * OpenSSL verify) against every public vector in ../shared/vectors/ed25519/. If a Node/OpenSSL
- * upgrade or a code change moves any accept/reject bit, this fails: every node must agree.
+ * OpenSSL verify) against every public vector in test/vectors/ed25519/ (provenance in its
+ * README.md). If a Node/OpenSSL upgrade or a code change moves any accept/reject bit, this
+ * fails: every node must agree.
  */
 import { readFileSync } from 'node:fs'
 import * as ed from '@noble/ed25519'
@@ -9,7 +10,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { generateSigningKey, signBytes, signingKeyFromSeed, verifyRaw } from '../../../protocol/index.js'
 
-const dir = new URL('../../../../shared/vectors/ed25519/', import.meta.url)
+const dir = new URL('../../vectors/ed25519/', import.meta.url)
 const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as T
 const hex = (x: string) => new Uint8Array(Buffer.from(x, 'hex'))
 const bits = (xs: boolean[]) => xs.map((b) => (b ? '1' : '0')).join('')
