@@ -22,6 +22,8 @@ const MAX_HOOK_INPUT_BYTES = 16 * 1024 * 1024
 interface HookOptions extends NodeOptions {
   warnOnly?: boolean
   policy?: string
+  /** Where the gate is installed: `run` names it in the uninstall command it suggests. */
+  aptConfDir?: string
 }
 
 async function readStdin(max: number): Promise<string> {
@@ -51,7 +53,8 @@ function runArgsOf(opts: HookOptions): string[] {
   return [
     ...(opts.api === undefined ? [] : ['--api', opts.api]),
     ...(opts.data === undefined ? [] : ['--data', resolve(opts.data)]),
-    ...(opts.policy === undefined ? [] : ['--policy', resolve(opts.policy)])
+    ...(opts.policy === undefined ? [] : ['--policy', resolve(opts.policy)]),
+    ...(opts.aptConfDir === undefined ? [] : ['--apt-conf-dir', resolve(opts.aptConfDir)])
   ]
 }
 
@@ -66,8 +69,8 @@ export function registerAptHook(program: Command): void {
       .option('--policy <file>', 'judge with this policy file instead of the node\'s')
       .option('--apt-conf-dir <dir>', 'apt configuration directory (default /etc/apt/apt.conf.d; for chroots and tests)')
       .option('--json', 'print the result as JSON')
-  ).action(async (opts: HookOptions & { aptConfDir?: string; json?: boolean }) => {
-    const { installAptHook, DEFAULT_APT_CONF_DIR } = await import('../../node/apt/apt-conf.js')
+  ).action(async (opts: HookOptions & { json?: boolean }) => {
+    const { installAptHook, uninstallCommand, DEFAULT_APT_CONF_DIR } = await import('../../node/apt/apt-conf.js')
     if (opts.policy !== undefined) await readPolicy(opts.policy) // fail now, not at the next apt run
     const settings = { rbq: selfArgv(), warnOnly: opts.warnOnly === true, runArgs: runArgsOf(opts) }
     const { path, replaced } = await installAptHook(settings, opts.aptConfDir ?? DEFAULT_APT_CONF_DIR)
@@ -83,7 +86,7 @@ export function registerAptHook(program: Command): void {
     )
     if (opts.json) return printJson({ path, replaced, warnOnly: settings.warnOnly, api, nodeRunning: running })
     const mode = settings.warnOnly ? 'warn only: refusals are reported, installations go ahead' : 'enforce: apt aborts on anything not reproduced'
-    process.stdout.write(`${replaced ? 'updated' : 'wrote'} ${path}\n  apt now asks the node at ${api} before installing packages (${mode}).\n  undo: rbq apt-hook uninstall${opts.aptConfDir === undefined ? '' : ` --apt-conf-dir ${opts.aptConfDir}`}\n`)
+    process.stdout.write(`${replaced ? 'updated' : 'wrote'} ${path}\n  apt now asks the node at ${api} before installing packages (${mode}).\n  undo: ${uninstallCommand(opts.aptConfDir === undefined ? undefined : resolve(opts.aptConfDir))}\n`)
     if (!running) {
       const start = opts.data === undefined ? 'rbq node start' : `rbq node start --data ${opts.data}`
       process.stderr.write(`rbq: note: no node is answering at ${api}; until one is (${start}, or systemctl start rbq), apt ${settings.warnOnly ? 'installs unchecked packages' : 'will refuse every installation'}.\n`)
@@ -109,9 +112,11 @@ export function registerAptHook(program: Command): void {
       .argument('[deb...]', '.deb files to judge instead of reading stdin')
       .option('--warn-only', 'report but always exit 0')
       .option('--policy <file>', 'judge with this policy file instead of the node\'s')
+      .option('--apt-conf-dir <dir>', 'where the gate is installed (set by `rbq apt-hook install`; named in the uninstall hint)')
   ).action(async (debs: string[], opts: HookOptions) => {
-    const { judgeDebs, parseHookInput, formatRefusals, formatNodeDown } = await import('../../node/apt/gate.js')
+    const [{ judgeDebs, parseHookInput, formatRefusals, formatNodeDown }, { uninstallCommand }] = await Promise.all([import('../../node/apt/gate.js'), import('../../node/apt/apt-conf.js')])
     const warnOnly = opts.warnOnly === true
+    const uninstall = uninstallCommand(opts.aptConfDir === undefined ? undefined : resolve(opts.aptConfDir))
     let decision
     try {
       const paths = debs.length > 0 ? debs : parseHookInput(await readStdin(MAX_HOOK_INPUT_BYTES))
@@ -122,7 +127,7 @@ export function registerAptHook(program: Command): void {
     } catch (e) {
       if (e instanceof RbqError && e.code === 'API_UNAVAILABLE') {
         const start = opts.data === undefined ? 'rbq node start' : `rbq node start --data ${resolve(opts.data)}`
-        process.stderr.write(formatNodeDown(`${e.message} [${e.code}]`, warnOnly, start))
+        process.stderr.write(formatNodeDown(`${e.message} [${e.code}]`, warnOnly, start, uninstall))
         if (warnOnly) return
         throw new CliExit(EXIT_NEGATIVE)
       }
@@ -134,7 +139,7 @@ export function registerAptHook(program: Command): void {
       return
     }
     if (decision.allowed) return // no UI except errors
-    process.stderr.write(formatRefusals(decision, warnOnly))
+    process.stderr.write(formatRefusals(decision, warnOnly, uninstall))
     if (!warnOnly) throw new CliExit(EXIT_NEGATIVE)
   })
 }

@@ -10,6 +10,7 @@
 import { promises as fs } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import type { Command } from 'commander'
+import type { ApiClient } from '../../node/api/client.js'
 import type { VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
 import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
@@ -73,12 +74,24 @@ async function questionFor(target: string, opts: VerifyOptions): Promise<Verdict
   return { sha256, package: pkg, artifact: artifact ?? checkArtifact(basename(path), 'file name') }
 }
 
-/** The purl to suggest rebuilding locally when the evidence is too thin. */
-function rebuildHint(result: VerdictResult): string | undefined {
+/**
+ * What to suggest when the evidence is too thin. The node's own key may already count (its
+ * rebuild is in the evidence) or already be trusted for the package (e.g. through an
+ * organisation's delegation): then `rbq trust add me self` would be wrong advice.
+ */
+async function rebuildHint(result: VerdictResult, client: ApiClient, policy: string | undefined): Promise<string | undefined> {
   if (result.status !== 'insufficient') return undefined
-  const purl = result.verdicts.find((v) => v.status === 'insufficient')?.evidence.package ?? result.query.package
+  const insufficient = result.verdicts.find((v) => v.status === 'insufficient')
+  const purl = insufficient?.evidence.package ?? result.query.package
   if (purl === undefined) return undefined
-  return `rbq: hint: rebuild it yourself and count as one more party: rbq rebuild '${purl}' --publish (with your own key as a root: rbq trust add me self)`
+  const own = await client.status().then((s) => s.keyid, () => null)
+  const ownSupport = own === null ? undefined : insufficient?.evidence.support.find((s) => s.keyid === own)
+  if (ownSupport !== undefined) {
+    return `rbq: hint: this node's own rebuild already counts (party "${ownSupport.party}"); other parties must rebuild it too: trust more rebuilders with rbq trust add NAME ed25519:…`
+  }
+  const ownTrusted = own !== null && (await client.explainTrust(own, { package: purl, ...(policy === undefined ? {} : { policy }) }).then((t) => t.trusted, () => false))
+  const trustHint = ownTrusted ? '' : ' (with your own key as a root: rbq trust add me self)'
+  return `rbq: hint: rebuild it yourself and count as one more party: rbq rebuild '${purl}' --publish${trustHint}`
 }
 
 export function registerVerify(program: Command): void {
@@ -99,11 +112,13 @@ export function registerVerify(program: Command): void {
         const { readFileBounded } = await import('../../node/files.js')
         policy = Buffer.from(await readFileBounded(resolve(opts.policy), 128 * 1024, 'policy file')).toString('utf8')
       }
-      const result = await withNode(opts, async (c) => (policy === undefined ? c.verdict(question) : (await c.verdicts([question], { policy }))[0]!))
+      const { result, hint } = await withNode(opts, async (c) => {
+        const result = policy === undefined ? await c.verdict(question) : (await c.verdicts([question], { policy }))[0]!
+        return { result, hint: opts.json ? undefined : await rebuildHint(result, c, policy) }
+      })
       if (opts.json) printJson(result)
       else process.stdout.write(`${result.status}: ${result.reason}\n`)
-      const hint = rebuildHint(result)
-      if (hint !== undefined && !opts.json) process.stderr.write(hint + '\n')
+      if (hint !== undefined) process.stderr.write(hint + '\n')
       if (result.status !== 'reproduced') throw new CliExit(EXIT_NEGATIVE)
     })
 }

@@ -60,6 +60,11 @@ export function aptHookConfig(settings: AptHookSettings): string {
   ].join('\n')
 }
 
+/** The command that removes the gate installed in `confDir` (hints name it exactly). */
+export function uninstallCommand(confDir = DEFAULT_APT_CONF_DIR): string {
+  return confDir === DEFAULT_APT_CONF_DIR ? 'rbq apt-hook uninstall' : `rbq apt-hook uninstall --apt-conf-dir ${shellQuote(confDir)}`
+}
+
 export function aptConfPath(confDir = DEFAULT_APT_CONF_DIR): string {
   return join(confDir, APT_CONF_FILE_NAME)
 }

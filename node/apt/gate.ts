@@ -8,6 +8,7 @@
  */
 import type { VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/index.js'
+import { uninstallCommand } from './apt-conf.js'
 import { displayName } from './binary-package.js'
 import { mapLimit } from '../concurrency.js'
 import { inspectDeb, type DebFile } from './deb-file.js'
@@ -71,8 +72,8 @@ export async function judgeDebs(paths: readonly string[], lookup: VerdictLookup)
   return { allowed: refused.length === 0, entries, refused }
 }
 
-/** One line per refused file: who, which file, what verdict and why. */
-export function formatRefusals(decision: GateDecision, warnOnly: boolean): string {
+/** One line per refused file: who, which file, what verdict and why; `uninstall` removes this gate. */
+export function formatRefusals(decision: GateDecision, warnOnly: boolean, uninstall = uninstallCommand()): string {
   const n = decision.refused.length
   const what = n === 1 ? '1 package does' : `${n} packages do`
   const head = warnOnly
@@ -90,19 +91,19 @@ export function formatRefusals(decision: GateDecision, warnOnly: boolean): strin
           'rbq: apt stopped before dpkg changed anything.',
           `     Details: rbq verify ${first.path}`,
           ...(first.deb === undefined ? [] : [`     Rebuild it yourself and count as a party: rbq rebuild '${first.deb.query.package}' --publish`]),
-          '     Stop gating installations: rbq apt-hook uninstall'
+          `     Stop gating installations: ${uninstall}`
         ]
   return [head, ...lines, ...tail].join('\n') + '\n'
 }
 
 /** What to print when the node does not answer. */
-export function formatNodeDown(cause: string, warnOnly: boolean, startCommand = 'rbq node start'): string {
+export function formatNodeDown(cause: string, warnOnly: boolean, startCommand = 'rbq node start', uninstall = uninstallCommand()): string {
   const head = warnOnly
     ? 'rbq: warning: the local rebuild-quorum node is not answering; packages were NOT checked (warn-only mode: installing anyway).'
     : 'rbq: refusing the installation: the local rebuild-quorum node is not answering, so no package can be checked.'
   return (
     `${head}\n  ${cause}\n` +
     `  Start it with \`systemctl start rbq\` (installed by \`rbq init --systemd\`) or \`${startCommand}\`,\n` +
-    '  then run apt again. To install without the gate: `rbq apt-hook uninstall`.\n'
+    `  then run apt again. To install without the gate: \`${uninstall}\`.\n`
   )
 }

@@ -131,6 +131,8 @@ describe.skipIf(reason !== undefined)('apt gate with the real apt-get', () => {
     expect(r.status).not.toBe(0)
     expect(r.stderr).toContain('rbq: refusing the installation')
     expect(r.stderr).toMatch(/rbq-unattested:all 1\.0-1 \(rbq-unattested_1\.0-1_all\.deb.*\): unknown/)
+    // the hint removes the gate where it was installed (issue 15)
+    expect(r.stderr).toContain(`Stop gating installations: rbq apt-hook uninstall --apt-conf-dir ${env.confDir}\n`)
     expect(installed('rbq-unattested')).toBe(false)
   })
 
@@ -158,6 +160,7 @@ describe.skipIf(reason !== undefined)('apt gate with the real apt-get', () => {
     expect(r.status).not.toBe(0)
     expect(r.stderr).toContain('the local rebuild-quorum node is not answering')
     expect(r.stderr).toContain('rbq node start --data')
+    expect(r.stderr).toContain(`rbq apt-hook uninstall --apt-conf-dir ${env.confDir}\``)
     expect(installed('rbq-no-node')).toBe(false)
   })
 
