@@ -1,5 +1,5 @@
 /**
- * From a builder's RebuildResult to a signed rebuild attestation (DESIGN.md §3). One mapping,
+ * From a builder's RebuildResult to a signed rebuild attestation (protocol/SPEC.md). One mapping,
  * `attestationInitFor`, serves both the node (through the ingest Publisher, which reserves
  * the seq, signs, stores and gossips) and `rbq rebuild --out/--publish` (signRebuildResult with
  * the node's key and seq file). Both reserve the seq in the key's seq file before signing.
@@ -7,6 +7,7 @@
  *   subject   = the artifacts (for `failed`: the source descriptor the builder returned)
  *   upstream  = what the builder compared with; inputs = digest + materials
  *   log       = digest and size of the build log; diff = tags + summary, cut to the wire limits
+ *   environment = the builder's `faithful` / `current` (absent when the builder states none)
  *   builder   = { id: signer, seq, backend, software: SOFTWARE }
  */
 import {
@@ -49,6 +50,7 @@ export function attestationInitFor(result: RebuildResult): AttestationInit {
     finishedOn: result.finishedOn,
     log: { sha256: result.log.sha256, size: result.log.size }
   }
+  if (result.environment !== undefined) init.environment = result.environment
   if (result.diff !== undefined) {
     init.diff = {
       tags: [...new Set(result.diff.tags.filter((t) => TAG_RE.test(t)))].slice(0, MAX_DIFF_TAGS),

@@ -45,6 +45,14 @@ export interface RebuildResult {
   log: { path: string; sha256: string; size: number }
   diff?: { tags: string[]; summary: string }
   /**
+   * The build environment (Debian builder): `faithful` = exactly the official build's recorded
+   * environment (its .buildinfo); `current` = today's archive. Absent (recipes) = not stated,
+   * which the protocol reads as `current`. A builder never claims `faithful` unless checked.
+   */
+  environment?: 'faithful' | 'current'
+  /** Why a rebuild is `current` when a faithful one was attempted (e.g. a missing exact version). */
+  environmentNote?: string
+  /**
    * Set when outcome is `failed`: why, whether a retry may help (download errors), and the
    * typed code behind it when the builder knows one (BUILD_FAILED, BUILD_TIMEOUT, ...).
    */

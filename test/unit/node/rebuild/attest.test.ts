@@ -65,6 +65,15 @@ describe('attestationInitFor', () => {
     expect(Array.from(init.diff?.summary ?? '').length).toBe(2048)
     expect(attestationInitFor(result({ diff: undefined })).diff).toBeUndefined()
   })
+
+  it('carries the build environment when the builder states one, and none otherwise (recipes)', async () => {
+    expect(attestationInitFor(result({ environment: 'faithful' })).environment).toBe('faithful')
+    expect(attestationInitFor(result({ environment: 'current', environmentNote: 'gcc-12 12.2.0-14 not found' })).environment).toBe('current')
+    expect('environment' in attestationInitFor(result())).toBe(false)
+    const seq = new SeqCounter(join(dir, 'env.seq'), key.publicKey.keyid)
+    expect((await signRebuildResult(result({ environment: 'faithful' }), key, seq)).statement.predicate.environment).toBe('faithful')
+    expect((await signRebuildResult(result(), key, seq)).statement.predicate.environment).toBeUndefined()
+  })
 })
 
 describe('signRebuildResult', () => {
