@@ -45,15 +45,37 @@ export async function writeSecretFile(path: string, contents: string, what: stri
   }
 }
 
+/** Key files are ~200 bytes of JSON; anything much larger is not one. */
+const MAX_KEY_FILE_BYTES = 4096
+
+/**
+ * Reads a key file. A file that is not a key is reported as KEY_INVALID before its permissions
+ * are looked at: `chmod 600` is no advice for a file that is not a key at all.
+ */
 export async function loadKey(path: string): Promise<SigningKey> {
-  await checkSecretFileMode(path, 'key file')
+  let st
+  try {
+    st = await fs.stat(path)
+  } catch (e) {
+    throw ioError(e, path, 'key file')
+  }
+  if (!st.isFile()) throw new RbqError('FILE_UNREADABLE', `key file ${path} is not a regular file`)
+  if (st.size > MAX_KEY_FILE_BYTES) throw new RbqError('KEY_INVALID', `${path} is not an rbq key file (${st.size} bytes; key files are JSON of about 200 bytes)`)
   let text: string
   try {
     text = await fs.readFile(path, 'utf8')
   } catch (e) {
     throw ioError(e, path, 'key file')
   }
-  return decodeKeyFile(text, `key file ${path}`)
+  let key: SigningKey
+  try {
+    key = decodeKeyFile(text, `key file ${path}`)
+  } catch (e) {
+    if (e instanceof RbqError && e.code !== 'KEY_INVALID') throw new RbqError('KEY_INVALID', `${path} is not an rbq key file (not JSON)`, { cause: e })
+    throw e
+  }
+  await checkSecretFileMode(path, 'key file')
+  return key
 }
 
 export async function createKey(path: string): Promise<SigningKey> {

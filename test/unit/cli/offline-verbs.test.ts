@@ -131,11 +131,24 @@ describe('rbq key / attest / inspect (spawned binary)', () => {
     await writeFile(garbage, 'not a key', { mode: 0o600 })
     const g = await runRbq(['attest', '--key', garbage, '--package', PURL, '--artifact', artifact, '--out', join(dir, 'g.frame')])
     expect(g.code).toBe(2)
-    expect(g.stderr).toContain('JSON_MALFORMED')
+    expect(g.stderr).toContain(`rbq: ${garbage} is not an rbq key file (not JSON) [KEY_INVALID]`)
 
     const missingArtifact = await runRbq(['attest', '--key', join(dir, 'rt.key'), '--package', PURL, '--artifact', join(dir, 'missing.deb'), '--out', join(dir, 'm.frame')])
     expect(missingArtifact.code).toBe(2)
     expect(missingArtifact.stderr).toContain('FILE_NOT_FOUND')
+  })
+
+  it('key show: a readable file that is not a key is reported as not a key, with no chmod advice (issue 15)', async () => {
+    const notKey = join(dir, 'hostname')
+    await writeFile(notKey, 'my-machine\n', { mode: 0o644 })
+    const r = await runRbq(['key', 'show', '--key', notKey])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe(`rbq: ${notKey} is not an rbq key file (not JSON) [KEY_INVALID]\n`)
+    const json = join(dir, 'other.json')
+    await writeFile(json, '{"type":"something else"}', { mode: 0o644 })
+    const j = await runRbq(['key', 'show', '--key', json])
+    expect(j.stderr).toContain('[KEY_INVALID]')
+    expect(j.stderr).not.toContain('chmod')
   })
 
   it('usage errors exit 2 and name the problem', async () => {

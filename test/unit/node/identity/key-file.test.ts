@@ -38,7 +38,12 @@ describe('key files', () => {
     expect(await codeOf(loadKey(path))).toBe('FILE_PERMISSIONS')
     expect(await codeOf(loadKey(join(dir, 'missing.key')))).toBe('FILE_NOT_FOUND')
     await writeFile(join(dir, 'bad.key'), 'garbage', { mode: 0o600 })
-    expect(await codeOf(loadKey(join(dir, 'bad.key')))).toBe('JSON_MALFORMED')
+    expect(await codeOf(loadKey(join(dir, 'bad.key')))).toBe('KEY_INVALID')
+    // not a key at all: that is said before any permission advice
+    await writeFile(join(dir, 'open.txt'), 'my-machine\n', { mode: 0o644 })
+    expect(await codeOf(loadKey(join(dir, 'open.txt')))).toBe('KEY_INVALID')
+    await writeFile(join(dir, 'big.key'), 'x'.repeat(10_000), { mode: 0o600 })
+    expect(await codeOf(loadKey(join(dir, 'big.key')))).toBe('KEY_INVALID')
     expect(await codeOf(loadKey(dir))).toBe('FILE_UNREADABLE')
   })
   it('loadOrCreateKey creates on first use', async () => {
