@@ -29,8 +29,19 @@ export function printError(e: unknown): number {
     process.stderr.write(`rbq: ${e.message} [${e.code}]\n`)
     return EXIT_USAGE
   }
-  process.stderr.write(`rbq: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`)
+  process.stderr.write(unexpectedErrorText(e, process.env))
   return EXIT_USAGE
+}
+
+/**
+ * A bug or an unforeseen failure: one line for the user; the stack trace only with RBQ_DEBUG=1
+ * (documented in README.md), for a bug report.
+ */
+export function unexpectedErrorText(e: unknown, env: NodeJS.ProcessEnv): string {
+  if (env.RBQ_DEBUG === '1') return `rbq: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`
+  const message = e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e)
+  const firstLine = message.split('\n').find((l) => l.trim() !== '') ?? 'unknown error'
+  return `rbq: unexpected error: ${firstLine.slice(0, 500)} [INTERNAL] (RBQ_DEBUG=1 shows the stack trace)\n`
 }
 
 /** Writes JSON to stdout in one piece (stable 2-space form). */

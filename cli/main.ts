@@ -80,4 +80,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Whatever escapes (a library failing in the background) ends with one line, never a stack trace.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (e: unknown) => {
+    process.exitCode = printError(e)
+    process.exit()
+  })
+}
 process.exitCode = await main(process.argv)

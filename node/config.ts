@@ -10,6 +10,7 @@
 import { isIP } from 'node:net'
 import { access } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { DEFAULT_API_HOST, DEFAULT_API_PORT } from '../protocol/api.js'
@@ -142,21 +143,52 @@ listen = "${DEFAULT_API_HOST}"
 
 ${DEFAULT_REBUILD_CONFIG_TOML}`
 
-function checkMultiaddr(text: string, field: string): void {
+function parseMultiaddr(text: string, field: string): ReturnType<typeof multiaddr> {
   try {
-    multiaddr(text)
+    return multiaddr(text)
   } catch (e) {
     throw new RbqError('CONFIG_INVALID', `config ${field}: not a multiaddr: "${text}" (${(e as Error).message})`, { field, cause: e })
   }
 }
 
-function checkPeerAddr(text: string, field: string): void {
-  checkMultiaddr(text, field)
-  if (multiaddr(text).getComponents().find((c) => c.name === 'p2p') === undefined) {
-    throw new RbqError('CONFIG_INVALID', `config ${field}: a bootstrap address must end in /p2p/<peer id>: "${text}"`, { field })
+function checkMultiaddr(text: string, field: string): void {
+  parseMultiaddr(text, field)
+}
+
+/** The node's only transport is TCP: it listens on `/ip4|ip6/<address>/tcp/<port>`. */
+function checkListenAddr(text: string, field: string): void {
+  const names = parseMultiaddr(text, field)
+    .getComponents()
+    .map((c) => c.name)
+  if (names.length !== 2 || (names[0] !== 'ip4' && names[0] !== 'ip6') || names[1] !== 'tcp') {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: expected a TCP listen address like "/ip4/0.0.0.0/tcp/4777", got "${text}"`, { field })
   }
 }
 
+/**
+ * A bootstrap address is dialled over TCP and names the peer: `…/tcp/<port>/p2p/<peer id>`,
+ * with a peer id libp2p can decode (a placeholder such as "12D3KooW…" is refused here rather
+ * than crashing the network start).
+ */
+function checkPeerAddr(text: string, field: string): void {
+  const components = parseMultiaddr(text, field).getComponents()
+  const peer = components.findLast((c) => c.name === 'p2p')
+  if (peer?.value === undefined) {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: a bootstrap address must end in /p2p/<peer id>: "${text}"`, { field })
+  }
+  if (!components.some((c) => c.name === 'tcp')) {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: a bootstrap address must be reachable over TCP (…/tcp/<port>/p2p/<peer id>): "${text}"`, { field })
+  }
+  try {
+    peerIdFromString(peer.value)
+  } catch (e) {
+    throw new RbqError(
+      'CONFIG_INVALID',
+      `config ${field}: "${peer.value}" is not a peer id (${(e as Error).message}); use the full /p2p/… address a running node prints in \`rbq status\``,
+      { field, cause: e }
+    )
+  }
+}
 
 export interface ConfigSource {
   /** Parsed TOML (a table); `{}` gives the defaults. */
@@ -181,7 +213,7 @@ export function configFromToml(source: ConfigSource = {}): NodeConfig {
 
   const p2p = root.section('p2p')
   const p2pConfig: P2PConfig = {
-    listen: p2p.strings('listen', [DEFAULT_P2P_LISTEN], checkMultiaddr),
+    listen: p2p.strings('listen', [DEFAULT_P2P_LISTEN], checkListenAddr),
     announce: p2p.strings('announce', [], checkMultiaddr),
     bootstrap: p2p.strings('bootstrap', [], checkPeerAddr),
     mdns: p2p.bool('mdns', false),
@@ -267,7 +299,13 @@ export async function loadConfig(options: { file?: string; dataDir?: string; env
   } catch {
     throw new RbqError('CONFIG_INVALID', `config ${path}: not valid UTF-8`)
   }
-  return parseConfigText(text, { name: path, baseDir: dirname(path), ...(dataDir === undefined ? {} : { dataDir }), ...env })
+  try {
+    return parseConfigText(text, { name: path, baseDir: dirname(path), ...(dataDir === undefined ? {} : { dataDir }), ...env })
+  } catch (e) {
+    // Name the file too: which config was read is not obvious (--config, data dir, defaults).
+    if (e instanceof RbqError && e.field !== undefined) throw new RbqError(e.code, `${path}: ${e.message}`, { field: e.field, cause: e })
+    throw e
+  }
 }
 
 async function fileExists(path: string): Promise<boolean> {

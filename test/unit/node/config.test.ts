@@ -82,6 +82,12 @@ max_bytes_per_key = 1000
       ['[p2p]\nlisten = "/ip4/0.0.0.0/tcp/1"', 'p2p.listen'],
       ['[p2p]\nlisten = ["not a multiaddr"]', 'p2p.listen[0]'],
       ['[p2p]\nbootstrap = ["/ip4/203.0.113.7/tcp/4777"]', 'p2p.bootstrap[0]'],
+      // the README's placeholder: a truncated peer id once crashed libp2p's start (issue 15)
+      ['[p2p]\nbootstrap = ["/ip4/203.0.113.7/tcp/4777/p2p/12D3KooW…"]', 'p2p.bootstrap[0]'],
+      ['[p2p]\nbootstrap = ["/ip4/203.0.113.7/tcp/4777/p2p/QmNotAPeerId"]', 'p2p.bootstrap[0]'],
+      ['[p2p]\nbootstrap = ["/ip4/203.0.113.7/udp/4777/p2p/12D3KooWBaVYEWBWeE9EBHpBSGWnUqBxqcwhAUxTsxVAxedSkGf5"]', 'p2p.bootstrap[0]'],
+      ['[p2p]\nlisten = ["/ip4/127.0.0.1/tcp/1", "/ip4/0.0.0.0/udp/4777"]', 'p2p.listen[1]'],
+      ['[p2p]\nannounce = ["/nonsense"]', 'p2p.announce[0]'],
       ['[p2p]\nmdns = "yes"', 'p2p.mdns'],
       ['[p2p]\nlisen = []', 'p2p.lisen'],
       ['[sync]\nbatch_frames = 513', 'sync.batch_frames'],
