@@ -8,7 +8,7 @@
  * retypes (a field it adds is served but missing here and in /openapi.json until added).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { REBUILD_OUTCOMES, Sha256Hex } from './statements.js'
+import { BUILD_ENVIRONMENTS, REBUILD_OUTCOMES, Sha256Hex } from './statements.js'
 import type { ErrorCode } from './errors.js'
 
 // --- addresses and limits ------------------------------------------------------------------
@@ -102,7 +102,7 @@ const PurlParam = Type.String({ minLength: 1, maxLength: 512, description: 'pack
 const ArtifactParam = Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$', description: 'artifact file name, e.g. hello_2.10-3_amd64.deb' })
 /** Upper or lower case accepted; answers use lower case. */
 const Sha256Param = Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'SHA-256 of the file in hand (hex)' })
-const PolicyText = Type.String({ minLength: 1, maxLength: API_MAX_POLICY_BYTES, description: 'a trust policy in TOML (DESIGN.md §4); replaces the node policy for this request' })
+const PolicyText = Type.String({ minLength: 1, maxLength: API_MAX_POLICY_BYTES, description: 'a trust policy in TOML (node/consensus/README.md); replaces the node policy for this request' })
 const FrameObject = Type.Unknown({ description: 'a frame `{ v, publicKey, envelope }` (its JCS bytes are the stored bytes)' })
 
 export const STATEMENT_KINDS = ['attestation', 'delegation', 'equivocation'] as const
@@ -110,9 +110,11 @@ const KindSchema = Type.Union(STATEMENT_KINDS.map((k) => Type.Literal(k)))
 
 // --- verdicts (mirror node/consensus/verdict.ts) --------------------------------------------
 
-export const API_VERDICT_STATUSES = ['reproduced', 'mismatch', 'conflict', 'insufficient', 'failed', 'unknown'] as const
+export const API_VERDICT_STATUSES = ['reproduced', 'unreproducible', 'mismatch', 'conflict', 'insufficient', 'failed', 'unknown'] as const
 export type ApiVerdictStatus = (typeof API_VERDICT_STATUSES)[number]
 export const VerdictStatusSchema = Type.Union(API_VERDICT_STATUSES.map((s) => Type.Literal(s)))
+/** How a trusted claim stands towards the file's digest (node/consensus/README.md). */
+export const API_CLAIM_STANCES = ['supports', 'contradicts', 'drift'] as const
 
 const PartyKeySchema = Type.Object({ party: Type.String(), keyid: KeyIdHex }, strict)
 const KeyClaimSchema = Type.Object(
@@ -121,7 +123,12 @@ const KeyClaimSchema = Type.Object(
     party: Type.String(),
     parties: Type.Array(Type.String()),
     sha256: Nullable(Sha256Hex),
+    upstream: Nullable(Sha256Hex),
     outcome: Type.Union(REBUILD_OUTCOMES.map((o) => Type.Literal(o))),
+    environment: Type.Union(BUILD_ENVIRONMENTS.map((e) => Type.Literal(e))),
+    stance: Nullable(Type.Union(API_CLAIM_STANCES.map((c) => Type.Literal(c)), { description: 'towards the file\'s digest; null for a key that only reports failures' })),
+    tags: Type.Array(Type.String()),
+    summary: Nullable(Type.String()),
     seq: Type.Integer({ minimum: 1 }),
     inputs: Sha256Hex,
     frame: FrameIdHex
@@ -129,7 +136,7 @@ const KeyClaimSchema = Type.Object(
   strict
 )
 const DigestSupportSchema = Type.Object({ sha256: Sha256Hex, have: Count, support: Type.Array(PartyKeySchema) }, strict)
-const ClaimAtSchema = Type.Object({ sha256: Sha256Hex, seq: Type.Integer({ minimum: 1 }), inputs: Sha256Hex, frame: FrameIdHex }, strict)
+const ClaimAtSchema = Type.Object({ sha256: Nullable(Sha256Hex), seq: Type.Integer({ minimum: 1 }), inputs: Sha256Hex, frame: FrameIdHex }, strict)
 const FlipSchema = Type.Object({ keyid: KeyIdHex, party: Type.String(), from: ClaimAtSchema, to: ClaimAtSchema, sameInputs: Type.Boolean() }, strict)
 
 export const VerdictEvidenceSchema = Type.Object(
@@ -141,11 +148,13 @@ export const VerdictEvidenceSchema = Type.Object(
     need: Count,
     have: Count,
     dissenting: Count,
+    drifted: Count,
     maxDissent: Count,
     support: Type.Array(PartyKeySchema),
     dissent: Type.Array(DigestSupportSchema),
     failed: Type.Array(PartyKeySchema),
     inputs: Type.Array(Sha256Hex),
+    tags: Type.Array(Type.String()),
     flips: Type.Array(FlipSchema),
     equivocators: Type.Array(KeyIdHex),
     claims: Type.Array(KeyClaimSchema),
@@ -180,7 +189,7 @@ export const VerdictQuerySchema = Type.Object(
 export type VerdictQuery = Static<typeof VerdictQuerySchema>
 
 /**
- * Answer to one question: the worst status of `verdicts` (DESIGN.md §4 severity order) and its
+ * Answer to one question: the worst status of `verdicts` (severity order: node/consensus/README.md) and its
  * reason; `verdicts` holds one entry per (package, artifact) considered, sorted.
  */
 export const VerdictResultSchema = Type.Object(

@@ -6,15 +6,19 @@
  * - Trust graph: built from the policy (the node's file, or one sent with the request) and every
  *   stored delegation and equivocation proof; kept until the policy file changes, a delegation
  *   or proof is stored (the store's per-kind counts move), or an edge in use expires.
- * - Candidates for (package, artifact): every attestation of the package (frameIdsByPackage),
- *   which also holds the package's build failures; decoded frames are cached by id.
+ * - Candidates for (package, artifact): every attestation of the package (frameIdsByPackage)
+ *   whose subject or upstream names the artifact (artifactNamesOf), and the package's build
+ *   failures; decoded frames are cached by id.
  * - A question with only a digest (or a digest and one of package/artifact): the (package,
- *   artifact) pairs come from the sha256 index, and a pair counts only when a key trusted for
- *   that package claims this digest for it — so an untrusted key that attests a digest under
- *   some other package cannot drag the answer to `mismatch` or `unknown` (DESIGN.md §4: untrusted
- *   keys never change a verdict). The answer is the worst of the pairs' verdicts.
+ *   artifact) pairs come from the subject and the upstream sha256 indexes — so asking about an
+ *   archive file by digest finds what builders saw the archive publish, and gives the verdict
+ *   asking by file gives. A pair counts only when a key trusted for that package rebuilt this
+ *   digest or saw it published under that name — so an untrusted key that attests a digest
+ *   under some other package cannot drag the answer to `mismatch` or `unknown` (untrusted keys
+ *   never change a verdict: node/consensus/README.md). The answer is the worst of the pairs'.
  */
 import {
+  artifactNamesOf,
   computeVerdicts,
   buildTrustGraph,
   worstOf,
@@ -114,8 +118,8 @@ export class VerdictService {
     return questions.map((q, i) => {
       const mine = verdicts.slice(at, (at += pairs[i]!.length))
       const direct = q.package !== undefined && q.artifact !== undefined
-      // Found through the index: keep pairs where a trusted key claims this very digest.
-      const kept = direct ? mine : mine.filter((v) => v.evidence.claims.some((c) => c.sha256 === q.sha256))
+      // Found through the indexes: keep pairs where a trusted key rebuilt or saw published this very digest.
+      const kept = direct ? mine : mine.filter((v) => v.evidence.claims.some((c) => c.sha256 === q.sha256 || c.upstream === q.sha256))
       return resultOf(q, kept)
     })
   }
@@ -124,8 +128,21 @@ export class VerdictService {
   async explain(key: string, pkg: string | undefined, policyText?: string): Promise<TrustExplanation> {
     const keyid = /^[0-9a-fA-F]{64}$/.test(key) ? key.toLowerCase() : parsePublicKey(key, 'key').keyid
     const purl = pkg === undefined ? undefined : canonicalPurl(pkg, 'package')
-    const trust = await this.trust(policyText)
+    const trust = await this.explainGraph(policyText)
     return trust.explain(keyid, purl) as DeepMutable<ReturnType<TrustGraph['explain']>>
+  }
+
+  /** Explaining a chain needs only the roots: a policy whose threshold cannot be met yet still explains. */
+  private async explainGraph(policyText?: string): Promise<TrustGraph> {
+    let policy = policyText === undefined ? undefined : parseRequestPolicy(policyText, { requireReachableThreshold: false })
+    if (policy === undefined) {
+      const state = await this.policyFile.current()
+      if (state.policy !== undefined) return this.trust()
+      if (state.explainable === undefined) throw state.error
+      policy = state.explainable
+    }
+    const tf = await this.trustFrames_()
+    return buildTrustGraph({ policy, delegations: tf.delegations, proofs: tf.proofs, now: this.now() })
   }
 
   /** The trust graph for the node policy or a request's policy text. */
@@ -207,15 +224,20 @@ export class VerdictService {
     return this.trustFrames
   }
 
-  /** (package, artifact) pairs attested with this digest, narrowed by the part of the pair given. */
+  /**
+   * (package, artifact) pairs attested with this digest, as a subject or as an upstream entry,
+   * narrowed by the part of the pair given.
+   */
   private async pairsFor(q: Question): Promise<{ package: string; artifact: string }[]> {
-    const frames = await this.frames(await this.store.frameIdsBySha256(q.sha256))
+    const [asSubject, asUpstream] = await Promise.all([this.store.frameIdsBySha256(q.sha256), this.store.frameIdsByUpstreamSha256(q.sha256)])
+    const frames = await this.frames([...new Set([...asSubject, ...asUpstream])])
     const seen = new Map<string, { package: string; artifact: string }>()
     for (const f of frames) {
       if (f.kind !== 'attestation') continue
-      const pkg = f.statement.predicate.package
+      const { predicate, subject } = f.statement
+      const pkg = predicate.package
       if (q.package !== undefined && pkg !== q.package) continue
-      for (const s of f.statement.subject) {
+      for (const s of [...subject, ...(predicate.outcome === 'failed' ? [] : predicate.upstream)]) {
         if (s.digest.sha256 !== q.sha256 || (q.artifact !== undefined && s.name !== q.artifact)) continue
         seen.set(`${pkg}\n${s.name}`, { package: pkg, artifact: s.name })
       }
@@ -223,7 +245,7 @@ export class VerdictService {
     return [...seen.keys()].sort().map((k) => seen.get(k)!)
   }
 
-  /** Every attestation of each package, indexed by artifact name. */
+  /** Every attestation of each package, indexed by every artifact name it speaks about. */
   private async loadPackages(packages: readonly string[]): Promise<Map<string, PackageFrames>> {
     const out = new Map<string, PackageFrames>()
     await mapLimit(packages, PREFETCH_CONCURRENCY, async (pkg) => {
@@ -236,9 +258,9 @@ export class VerdictService {
           pf.failures.push(a)
           continue
         }
-        for (const s of a.statement.subject) {
-          const list = pf.byArtifact.get(s.name)
-          if (list === undefined) pf.byArtifact.set(s.name, [a])
+        for (const name of artifactNamesOf(a)) {
+          const list = pf.byArtifact.get(name)
+          if (list === undefined) pf.byArtifact.set(name, [a])
           else list.push(a)
         }
       }
@@ -256,7 +278,7 @@ function normalize(q: VerdictQuery, field: (f: string) => string): Question {
   }
 }
 
-/** The answer to one question from the verdicts of its pairs (worst first, DESIGN.md §4). */
+/** The answer to one question from the verdicts of its pairs (worst first: VERDICT_SEVERITY). */
 export function resultOf(q: Question, verdicts: readonly Verdict[]): VerdictResult {
   const query: VerdictResult['query'] = { sha256: q.sha256 }
   if (q.package !== undefined) query.package = q.package

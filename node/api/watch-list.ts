@@ -6,14 +6,14 @@
  * Every change of evidence hash becomes a `verdict` event (events.ts).
  *
  * The "affected" rule is node/consensus/reevaluate.ts's: an attestation affects the watched
- * artifacts of its package named in its subject, or every watched artifact of its package when
- * it reports a failure. (That Reevaluator keeps its state in memory over a synchronous source;
+ * artifacts of its package named in its subject or upstream, or every watched artifact of its
+ * package when it reports a failure. (That Reevaluator keeps its state in memory over a synchronous source;
  * here the state is persistent and the candidates are read from LevelDB in chunks.)
  *
  * Record: key `package \0 artifact \0 sha256` → WatchRecord (json).
  */
 import type { Logger } from 'pino'
-import type { TrustGraph } from '../consensus/index.js'
+import { artifactNamesOf, type TrustGraph } from '../consensus/index.js'
 import type { Store } from '../db/store.js'
 import type { VerifiedFrame } from '../../protocol/index.js'
 import type { ApiVerdictStatus, VerdictEvent, WatchItem, WatchRequest, WatchedArtifact } from '../../protocol/api.js'
@@ -161,7 +161,7 @@ export class WatchList {
       const p = f.statement.predicate
       const keys = this.byPackage.get(p.package)
       if (keys === undefined) continue
-      const names = p.outcome === 'failed' ? undefined : new Set(f.statement.subject.map((s) => s.name))
+      const names = p.outcome === 'failed' ? undefined : new Set(artifactNamesOf(f))
       for (const k of keys) if (names === undefined || names.has(this.records.get(k)!.artifact)) out.add(k)
     }
     return out

@@ -4,7 +4,7 @@
  * CLI (`rbq verdict`) and tests; the node feeds the same functions from its LevelDB indexes.
  *
  * Frames of any kind are accepted in any order, idempotently (by frame id). Attestations are
- * indexed by package|artifact (failures by package) and by (keyid, seq) to catch equivocation;
+ * indexed by package|artifact, for every name in their subject or upstream (failures by package) and by (keyid, seq) to catch equivocation;
  * the trust graph is rebuilt lazily when delegations, proofs, equivocations or the policy change,
  * or when `now()` passes the earliest expiry of an edge in use.
  */
@@ -24,6 +24,7 @@ import { Reevaluator, type VerdictChange } from './reevaluate.js'
 import {
   computePackageVerdict,
   computeVerdicts,
+  artifactNamesOf,
   type ArtifactQuery,
   type AttestationSource,
   type PackageQuery,
@@ -155,7 +156,7 @@ export class ConsensusState {
     const p = f.statement.predicate
     push(this.byPackage, p.package, f)
     if (p.outcome === 'failed') push(this.failuresByPackage, p.package, f)
-    else for (const s of f.statement.subject) push(this.byArtifact, `${p.package}\n${s.name}`, f)
+    else for (const name of artifactNamesOf(f)) push(this.byArtifact, `${p.package}\n${name}`, f)
   }
 
   /** Replaces the policy; returns the watched verdicts that changed. */

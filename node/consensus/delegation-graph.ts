@@ -1,5 +1,5 @@
 /**
- * The delegation walk (DESIGN.md §3 Delegation, §4): from the policy's roots through
+ * The delegation walk (protocol/SPEC.md §6, node/consensus/README.md): from the policy's roots through
  * delegation statements to the effective builder set of one package.
  *
  * Built once per (policy, delegations, proofs, now) by `buildTrustGraph`; each package's

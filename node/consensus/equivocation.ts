@@ -1,5 +1,5 @@
 /**
- * Equivocation: one key, one seq, two different statements (DESIGN.md §3). Detection is a pure
+ * Equivocation: one key, one seq, two different statements (protocol/SPEC.md §7). Detection is a pure
  * comparison of two attestations (protocol `isEquivocation`); the self-contained proof is signed
  * by the reporter's key when one is given (protocol `signEquivocationProof`). A newer seq with a
  * different output is NOT equivocation: verdict.ts shows it as a flip.

@@ -19,6 +19,8 @@
  *   computeVerdicts(trust, source, queries): Verdict[]                 batch; source(package, artifact) → candidates
  *   computePackageVerdict(trust, attestations, { package, artifacts }): PackageVerdict   worst-of
  *   worstOf(statuses), VERDICT_STATUSES, VERDICT_SEVERITY, normalizeQuery(query)
+ *   stanceOf({ sha256, upstream, environment }, H)      supports | contradicts (why) | drift
+ *   artifactNamesOf(frame)                             subject ∪ upstream names: what a statement speaks about (indexes use it)
  *   Verdict = { status, reason, evidence, evidenceHash }
  *
  * Equivocation (equivocation.ts)

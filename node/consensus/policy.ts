@@ -1,5 +1,5 @@
 /**
- * The verifier's trust policy (DESIGN.md §4): TOML in, a typed, validated `Policy` out, and back
+ * The verifier's trust policy (node/consensus/README.md): TOML in, a typed, validated `Policy` out, and back
  * to commented TOML for the verbs that write policies (`rbq init`, `rbq trust add`).
  *
  * Every refusal is `RbqError('POLICY_INVALID')` whose message starts with `<source>:<line>:` when
@@ -85,7 +85,7 @@ function rethrowAsPolicy(locate: Locate, field: string, e: unknown): never {
  * array of tables): what the API accepts as a JSON policy. `locate` prefixes messages with a
  * line when the caller knows the text.
  */
-export function policyFromObject(value: unknown, source = 'policy', locate: Locate = () => `${source}: `): Policy {
+export function policyFromObject(value: unknown, source = 'policy', locate: Locate = () => `${source}: `, options: PolicyParseOptions = {}): Policy {
   if (!isTable(value)) throw new RbqError('POLICY_INVALID', `${source}: expected a table of settings`)
   checkUnknownKeys(locate, value, TOP_LEVEL_KEYS, '')
 
@@ -146,14 +146,23 @@ export function policyFromObject(value: unknown, source = 'policy', locate: Loca
     roots.push({ name, key, scope })
   })
 
-  if (count === 'party' && threshold > roots.length) {
+  if (count === 'party' && threshold > roots.length && options.requireReachableThreshold !== false) {
     throw invalid(locate, 'threshold', `${threshold} parties needed but only ${roots.length} [[root]] listed: no verdict could ever be "reproduced"`)
   }
   return { threshold, count, maxDissent, maxDepth, roots }
 }
 
+export interface PolicyParseOptions {
+  /**
+   * false: accept a policy listing fewer parties than its threshold. Such a policy can give no
+   * verdict, but its roots still explain a delegation chain (`rbq trust explain`) and it can be
+   * edited one root at a time (`rbq trust add`). Default true.
+   */
+  requireReachableThreshold?: boolean
+}
+
 /** Parses a TOML policy file's text. `source` names the file in messages. */
-export function parsePolicy(text: string, source = 'policy'): Policy {
+export function parsePolicy(text: string, source = 'policy', options: PolicyParseOptions = {}): Policy {
   let value: unknown
   try {
     value = parseToml(text)
@@ -164,10 +173,15 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     }
     throw new RbqError('POLICY_INVALID', `${source}: ${(e as Error).message}`, { cause: e })
   }
-  return policyFromObject(value, source, (field) => {
-    const line = lineOfField(text, field)
-    return line === undefined ? `${source}: ` : `${source}:${line}: `
-  })
+  return policyFromObject(
+    value,
+    source,
+    (field) => {
+      const line = lineOfField(text, field)
+      return line === undefined ? `${source}: ` : `${source}:${line}: `
+    },
+    options
+  )
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')

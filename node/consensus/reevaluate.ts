@@ -3,14 +3,15 @@
  * evidence hash; after new frames arrive, only the watched artifacts those frames can affect are
  * recomputed, and those whose evidence hash changed are reported (old → new).
  *
- * Affected by an attestation: the watched artifacts of its package named in its subject, or
- * every watched artifact of its package when its outcome is `failed` (failures are per package).
+ * Affected by an attestation: the watched artifacts of its package named in its subject or
+ * upstream (artifactNamesOf), or every watched artifact of its package when its outcome is
+ * `failed` (failures are per package).
  * A new trust graph (delegations, proofs, equivocations, policy, expiry) affects every watched
  * artifact: those are rare, and a delegation can change the builder set of any package.
  */
 import type { VerifiedFrame } from '../../protocol/index.js'
 import type { TrustGraph } from './delegation-graph.js'
-import { computeVerdicts, normalizeQuery, type ArtifactQuery, type AttestationSource, type Verdict, type VerdictStatus } from './verdict.js'
+import { artifactNamesOf, computeVerdicts, normalizeQuery, type ArtifactQuery, type AttestationSource, type Verdict, type VerdictStatus } from './verdict.js'
 
 export interface WatchedVerdict {
   readonly query: ArtifactQuery
@@ -129,7 +130,7 @@ export class Reevaluator {
         return out
       }
       const p = f.statement.predicate
-      const artifacts = p.outcome === 'failed' ? [...(this.byPackage.get(p.package) ?? [])] : f.statement.subject.map((s) => artifactKey(p.package, s.name))
+      const artifacts = p.outcome === 'failed' ? [...(this.byPackage.get(p.package) ?? [])] : artifactNamesOf(f).map((name) => artifactKey(p.package, name))
       for (const ak of artifacts) for (const k of this.byArtifact.get(ak) ?? []) out.add(k)
     }
     return out

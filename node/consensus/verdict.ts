@@ -1,30 +1,41 @@
 /**
- * The verdict for one file in hand (package purl, artifact name, sha256 H), DESIGN.md §4.
- * Pure functions over plain arrays of verified attestation frames; the caller (ConsensusState,
- * or the node over its LevelDB indexes) supplies a superset: statements about other packages,
- * other artifacts or from untrusted keys are ignored here.
+ * The verdict for one file in hand (package purl, artifact name N, sha256 H). The rules and why
+ * they are so: node/consensus/README.md (§Verdict). Pure functions over plain arrays of verified
+ * attestation frames; the caller (ConsensusState, or the node over its LevelDB indexes) supplies
+ * a superset: statements about other packages, other artifacts or from untrusted keys are
+ * ignored here.
  *
- * A trusted key's claim about (package, artifact):
- *   - its statement with the highest `builder.seq` among those for that package whose `subject`
- *     names the artifact — whatever the `outcome`: `reproduced`, `mismatch` and `built` all claim
- *     "I built this artifact and got the subject digest" (for `mismatch`, the builder's own
- *     rebuilt digest X; its upstream digest is what it compared with, and is not its claim);
- *   - `failed` statements (subject = the source descriptor) concern the whole package. They never
- *     supersede a digest claim (a failure says nothing about what the source builds to); a key
- *     with no digest claim but a failure for the package counts as "failed".
- *   - a key that signed two different statements with one seq here is dropped (equivocation).
- * Counting (`count = "party"`): support(D) is the size of a maximum matching between keys claiming
- * D and the roots that reach them, so a key counts for one party and a party counts once —
- * however many of its keys agree — and the count never depends on the order of [[root]] entries
- * (and never grows when a root or a delegation is removed). `count = "key"`: keys are counted.
- * Rules, with k = threshold, reached = digests with support ≥ k, dissent(D) = units claiming ≠ D:
- *   unknown      no trusted claim and no trusted failure;
- *   failed       no trusted claim, only failures;
- *   conflict     two digests reach k; or the one reached digest has dissent > max_dissent;
- *                or nothing reaches k and dissent(H) > max_dissent;
- *   reproduced   H reached, dissent(H) ≤ max_dissent;
- *   mismatch     X ≠ H reached, dissent(X) ≤ max_dissent (the tampering alarm);
- *   insufficient nothing reached, dissent(H) ≤ max_dissent (have/need in the evidence).
+ * A trusted key's claim about (package, N): among its statements for the package (not `failed`)
+ * whose `subject` or `upstream` names N, the one with the highest `builder.seq`. It carries
+ *   X   its subject digest for N (null when only its upstream names N: the rebuild made no file
+ *       of that name, e.g. a binNMU rebuilt without its +bN version),
+ *   U   its upstream digest for N (what the archive published; null without an archive),
+ *   env predicate.environment ?? 'current', and the diff's cause tags and summary.
+ * `failed` statements concern the whole package and never supersede a digest claim; a key with
+ * only failures counts as failed. A key with two different statements under one seq here is
+ * dropped (equivocation). A newer seq with another X is a flip (evidence only).
+ *
+ * Stance of a claim towards H:
+ *   supports     X = H;
+ *   contradicts  X ≠ H and (U ≠ null and U ≠ H: the archive published another file under this
+ *                name, "published-other"; or env = faithful and X ≠ null: a rebuild in the
+ *                archive's own environment got other bytes, "faithful-differs"; or U = null: no
+ *                archive to compare with, the file is not what its source builds to,
+ *                "not-from-source");
+ *   drift        otherwise (U = H, env current): the archive published exactly H and today's
+ *                toolchain builds other bytes (or no file of that name). Never dissent.
+ * S, C, D = counted units (below) of supporters, contradictors, drifters; k = threshold,
+ * m = max_dissent:
+ *   unknown / failed   no claim (only failures → failed);
+ *   conflict           S ≥ k and C ≥ k (both sides reach the threshold, whatever m);
+ *   reproduced         S ≥ k, C ≤ m (else conflict);
+ *   mismatch           S < k, C ≥ k, S ≤ m (else conflict): the tampering alarm;
+ *   conflict           S < k, C < k, C > m;
+ *   unreproducible     D ≥ k (S < k, C ≤ m): not reproducible with today's toolchain;
+ *   insufficient       otherwise.
+ * Counting (`count = "party"`): the size of a maximum matching between the keys of one stance
+ * and the roots that reach them, so a key counts for one party and a party counts once, and the
+ * count never depends on the order of [[root]] entries. `count = "key"`: keys are counted.
  */
 import {
   parsePurl,
@@ -32,6 +43,7 @@ import {
   Sha256Hex,
   sha256Hex,
   type AttestationFrame,
+  type BuildEnvironment,
   type KeyId,
   type Outcome,
   type ParsedPurl
@@ -39,14 +51,25 @@ import {
 import type { EffectiveBuilder, TrustGraph } from './delegation-graph.js'
 import type { CountMode } from './policy.js'
 
-export const VERDICT_STATUSES = ['reproduced', 'mismatch', 'conflict', 'insufficient', 'failed', 'unknown'] as const
+export const VERDICT_STATUSES = ['reproduced', 'unreproducible', 'mismatch', 'conflict', 'insufficient', 'failed', 'unknown'] as const
 export type VerdictStatus = (typeof VERDICT_STATUSES)[number]
 
 /**
  * Worst first, for a package version and for batches: a tampering alarm, then inconsistent
- * evidence, then builds that do not finish, then no evidence, then too little, then success.
+ * evidence, then builds that do not finish, then no evidence, then too little, then honest
+ * rebuilds that got other bytes with today's toolchain, then success.
  */
-export const VERDICT_SEVERITY: readonly VerdictStatus[] = ['mismatch', 'conflict', 'failed', 'unknown', 'insufficient', 'reproduced']
+export const VERDICT_SEVERITY: readonly VerdictStatus[] = ['mismatch', 'conflict', 'failed', 'unknown', 'insufficient', 'unreproducible', 'reproduced']
+
+/** How a claim stands towards the file's digest H (module comment). */
+export const CLAIM_STANCES = ['supports', 'contradicts', 'drift'] as const
+export type ClaimStance = (typeof CLAIM_STANCES)[number]
+
+/** Why a claim contradicts H (module comment); the order is the precedence when several apply. */
+export type Contradiction = 'published-other' | 'faithful-differs' | 'not-from-source'
+
+/** Characters of a claim's diff summary kept in the evidence (the frame has all of it). */
+export const CLAIM_SUMMARY_MAX = 300
 
 /** Flips kept per key in the evidence (the newest ones). */
 const MAX_FLIPS_PER_KEY = 8
@@ -67,9 +90,18 @@ export interface KeyClaim {
   /** Primary party (shortest chain); `parties` lists every root that reaches the key. */
   readonly party: string
   readonly parties: readonly string[]
-  /** Subject digest claimed, or null when the key only reports build failures. */
+  /** X: the subject digest for the artifact; null when the rebuild made no file of this name, or the key only reports failures. */
   readonly sha256: string | null
+  /** U: the upstream (archive) digest the builder saw for this name, or null. */
+  readonly upstream: string | null
   readonly outcome: Outcome
+  readonly environment: BuildEnvironment
+  /** Towards the file's digest; null for a key that only reports failures. */
+  readonly stance: ClaimStance | null
+  /** The statement's diff cause tags (e.g. build-id, changelog), sorted. */
+  readonly tags: readonly string[]
+  /** The first CLAIM_SUMMARY_MAX characters of the diff summary, or null without a diff. */
+  readonly summary: string | null
   readonly seq: number
   /** Inputs digest of the statement behind the claim. */
   readonly inputs: string
@@ -84,7 +116,8 @@ export interface DigestSupport {
 }
 
 export interface ClaimAt {
-  readonly sha256: string
+  /** X at that seq (null: no file of this name in that rebuild). */
+  readonly sha256: string | null
   readonly seq: number
   readonly inputs: string
   readonly frame: string
@@ -106,18 +139,23 @@ export interface VerdictEvidence {
   readonly sha256: string
   readonly count: CountMode
   readonly need: number
+  /** S: counted supporters of the file's digest. */
   readonly have: number
-  /** Units (parties or keys) whose claim differs from the file's digest. */
+  /** C: counted units whose claim contradicts the file's digest (only these are dissent). */
   readonly dissenting: number
+  /** D: counted units that saw the archive publish this file and rebuilt other bytes in a current environment (drift, never dissent). */
+  readonly drifted: number
   readonly maxDissent: number
   /** Counted supporters of the file's digest. */
   readonly support: readonly PartyKey[]
-  /** Other digests claimed, with their own counted supporters; sorted by digest. */
+  /** Other digests rebuilt (any stance), with their own counted claimants; sorted by digest. */
   readonly dissent: readonly DigestSupport[]
   /** Trusted keys that only report failures for this package. */
   readonly failed: readonly PartyKey[]
   /** Distinct inputs digests behind the claims of the file's digest. */
   readonly inputs: readonly string[]
+  /** Cause tags of the contradicting and drifted claims, sorted, each once. */
+  readonly tags: readonly string[]
   readonly flips: readonly Flip[]
   /** Trusted keys dropped because two of their statements here share a seq. */
   readonly equivocators: readonly KeyId[]
@@ -153,7 +191,10 @@ export interface PackageVerdict {
   readonly evidenceHash: string
 }
 
-/** Candidate statements for one artifact (a superset is fine); failures of the package included. */
+/**
+ * Candidate statements for one artifact (a superset is fine): those whose subject or upstream
+ * names it (artifactNamesOf), and the package's failures.
+ */
 export type AttestationSource = (query: { readonly package: string; readonly artifact: string }) => readonly AttestationFrame[]
 
 const SHA256_RE = new RegExp(Sha256Hex.pattern as string)
@@ -196,8 +237,8 @@ export function normalizeQuery(q: ArtifactQuery): ArtifactQuery {
  */
 const EVIDENCE_KEYS = [
   ...['status', 'reason', 'evidence', 'artifacts'],
-  ...['package', 'artifact', 'sha256', 'count', 'need', 'have', 'dissenting', 'maxDissent', 'support', 'dissent', 'failed', 'inputs', 'flips', 'equivocators', 'claims', 'frames', 'truncated'],
-  ...['party', 'keyid', 'parties', 'outcome', 'seq', 'frame', 'from', 'to', 'sameInputs']
+  ...['package', 'artifact', 'sha256', 'count', 'need', 'have', 'dissenting', 'drifted', 'maxDissent', 'support', 'dissent', 'failed', 'inputs', 'tags', 'flips', 'equivocators', 'claims', 'frames', 'truncated'],
+  ...['party', 'keyid', 'parties', 'upstream', 'outcome', 'environment', 'stance', 'summary', 'seq', 'frame', 'from', 'to', 'sameInputs']
 ].sort()
 
 /**
@@ -257,13 +298,54 @@ function countUnits(keys: readonly Counted[], mode: CountMode, roots: readonly {
   return matchParties(keys, roots)
 }
 
+interface NamedStatement {
+  seq: number
+  /** X: subject digest for the artifact, or null. */
+  sha256: string | null
+  /** U: upstream digest for the artifact, or null. */
+  upstream: string | null
+  frame: AttestationFrame
+}
+
 interface KeyStatements {
   builder: EffectiveBuilder
-  /** Statements naming the artifact, by seq. */
-  digests: { seq: number; sha256: string; frame: AttestationFrame }[]
+  /** Statements whose subject or upstream names the artifact. */
+  named: NamedStatement[]
   failures: AttestationFrame[]
   payloadBySeq: Map<number, string>
   equivocates: boolean
+}
+
+/**
+ * The artifact names a statement speaks about: its subject and upstream names (a rebuild that
+ * made no file of an upstream name still says something about it); none for a failure, which
+ * concerns every artifact of its package. Indexes and candidate sources use this one rule.
+ */
+export function artifactNamesOf(frame: AttestationFrame): string[] {
+  const { subject, predicate } = frame.statement
+  if (predicate.outcome === 'failed') return []
+  const names = new Set(subject.map((s) => s.name))
+  for (const u of predicate.upstream) names.add(u.name)
+  return [...names]
+}
+
+/** A claim's stance towards H and, when it contradicts, why (module comment). */
+export function stanceOf(
+  claim: { readonly sha256: string | null; readonly upstream: string | null; readonly environment: BuildEnvironment },
+  h: string
+): { stance: ClaimStance; contradiction?: Contradiction } {
+  const { sha256: x, upstream: u } = claim
+  if (x === h) return { stance: 'supports' }
+  if (u !== null && u !== h) return { stance: 'contradicts', contradiction: 'published-other' }
+  if (claim.environment === 'faithful' && x !== null) return { stance: 'contradicts', contradiction: 'faithful-differs' }
+  if (u === null) return { stance: 'contradicts', contradiction: 'not-from-source' }
+  return { stance: 'drift' }
+}
+
+/** Cut at a code point boundary. */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text
+  return Array.from(text).slice(0, max).join('')
 }
 
 /** The verdict for one file. `attestations` may hold anything; see the module comment. */
@@ -312,19 +394,24 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     const builder = set.builders.get(f.signer.keyid)
     if (builder === undefined) continue // untrusted for this package: never changes a verdict
     const isFailure = p.outcome === 'failed'
-    const subject = isFailure ? undefined : f.statement.subject.find((s) => s.name === q.artifact)
-    if (!isFailure && subject === undefined) continue
+    let x: string | null = null
+    let u: string | null = null
+    if (!isFailure) {
+      x = f.statement.subject.find((s) => s.name === q.artifact)?.digest.sha256 ?? null
+      u = p.upstream.find((s) => s.name === q.artifact)?.digest.sha256 ?? null
+      if (x === null && u === null) continue
+    }
     seen.add(f.id)
     let ks = perKey.get(builder.keyid)
     if (ks === undefined) {
-      ks = { builder, digests: [], failures: [], payloadBySeq: new Map(), equivocates: false }
+      ks = { builder, named: [], failures: [], payloadBySeq: new Map(), equivocates: false }
       perKey.set(builder.keyid, ks)
     }
     const prior = ks.payloadBySeq.get(p.builder.seq)
     if (prior !== undefined && prior !== f.payloadDigest) ks.equivocates = true
     ks.payloadBySeq.set(p.builder.seq, f.payloadDigest)
-    if (subject !== undefined) ks.digests.push({ seq: p.builder.seq, sha256: subject.digest.sha256, frame: f })
-    else ks.failures.push(f)
+    if (isFailure) ks.failures.push(f)
+    else ks.named.push({ seq: p.builder.seq, sha256: x, upstream: u, frame: f })
   }
 
   const claims: KeyClaim[] = []
@@ -332,8 +419,11 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
   const failed: PartyKey[] = []
   const flips: Flip[] = []
   const frames = new Set<string>()
+  const byStance: Record<ClaimStance, Counted[]> = { supports: [], contradicts: [], drift: [] }
   const byDigest = new Map<string, Counted[]>()
-  const claimInputs = new Map<KeyId, string>()
+  const contradictions = new Map<Contradiction, { keys: Counted[]; digests: string[] }>()
+  const supportInputs = new Set<string>()
+  const tags = new Set<string>()
   for (const keyid of [...perKey.keys()].sort()) {
     const ks = perKey.get(keyid)!
     if (ks.equivocates) {
@@ -341,22 +431,49 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
       continue
     }
     const { builder } = ks
-    if (ks.digests.length > 0) {
-      ks.digests.sort((a, b) => a.seq - b.seq)
-      const current = ks.digests[ks.digests.length - 1]!
-      const p = current.frame.statement.predicate
-      claims.push({ keyid, party: builder.party, parties: builder.parties, sha256: current.sha256, outcome: p.outcome, seq: current.seq, inputs: p.inputs.digest.sha256, frame: current.frame.id })
+    const row = (f: AttestationFrame) => {
+      const p = f.statement.predicate
+      return {
+        keyid,
+        party: builder.party,
+        parties: builder.parties,
+        outcome: p.outcome,
+        environment: p.environment ?? 'current',
+        tags: [...new Set(p.diff?.tags ?? [])].sort(),
+        summary: p.diff === undefined ? null : clip(p.diff.summary, CLAIM_SUMMARY_MAX),
+        seq: p.builder.seq,
+        inputs: p.inputs.digest.sha256,
+        frame: f.id
+      }
+    }
+    if (ks.named.length > 0) {
+      ks.named.sort((a, b) => a.seq - b.seq)
+      const current = ks.named[ks.named.length - 1]!
+      const base = row(current.frame)
+      const { stance, contradiction } = stanceOf({ sha256: current.sha256, upstream: current.upstream, environment: base.environment }, q.sha256)
+      claims.push({ ...base, sha256: current.sha256, upstream: current.upstream, stance })
       frames.add(current.frame.id)
-      claimInputs.set(keyid, p.inputs.digest.sha256)
-      let list = byDigest.get(current.sha256)
-      if (list === undefined) byDigest.set(current.sha256, (list = []))
-      list.push({ keyid, builder })
-      flips.push(...flipsOf(keyid, builder.party, ks.digests))
+      const counted = { keyid, builder }
+      byStance[stance].push(counted)
+      if (stance === 'supports') supportInputs.add(base.inputs)
+      else for (const t of base.tags) tags.add(t)
+      if (current.sha256 !== null && current.sha256 !== q.sha256) {
+        let list = byDigest.get(current.sha256)
+        if (list === undefined) byDigest.set(current.sha256, (list = []))
+        list.push(counted)
+      }
+      if (contradiction !== undefined) {
+        let c = contradictions.get(contradiction)
+        if (c === undefined) contradictions.set(contradiction, (c = { keys: [], digests: [] }))
+        c.keys.push(counted)
+        const shown = contradiction === 'published-other' ? current.upstream : current.sha256
+        if (shown !== null) c.digests.push(shown)
+      }
+      flips.push(...flipsOf(keyid, builder.party, ks.named))
     } else {
       let latest = ks.failures[0]!
       for (const f of ks.failures) if (f.statement.predicate.builder.seq > latest.statement.predicate.builder.seq) latest = f
-      const p = latest.statement.predicate
-      claims.push({ keyid, party: builder.party, parties: builder.parties, sha256: null, outcome: p.outcome, seq: p.builder.seq, inputs: p.inputs.digest.sha256, frame: latest.id })
+      claims.push({ ...row(latest), sha256: null, upstream: null, stance: null })
       frames.add(latest.id)
       failed.push({ party: builder.party, keyid })
     }
@@ -364,28 +481,27 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
 
   const roots = policy.roots
   const k = policy.threshold
-  const supportOf = (digest: string) => countUnits(byDigest.get(digest) ?? [], policy.count, roots)
-  const othersThan = (digest: string) => [...byDigest].filter(([d]) => d !== digest).flatMap(([, keys]) => keys).sort((a, b) => cmp(a.keyid, b.keyid))
-  const dissentCount = (digest: string) => countUnits(othersThan(digest), policy.count, roots).length
-
-  const support = supportOf(q.sha256)
-  const dissent: DigestSupport[] = [...byDigest.keys()]
-    .filter((d) => d !== q.sha256)
-    .sort()
-    .map((d) => {
-      const s = supportOf(d)
-      return { sha256: d, have: s.length, support: s }
-    })
-  const dissenting = dissentCount(q.sha256)
-  const inputs = [...new Set((byDigest.get(q.sha256) ?? []).map((c) => claimInputs.get(c.keyid)!))].sort()
+  const m = policy.maxDissent
+  const count = (keys: readonly Counted[]) => countUnits(keys, policy.count, roots)
+  const support = count(byStance.supports)
+  const S = support.length
+  const C = count(byStance.contradicts).length
+  const D = count(byStance.drift).length
+  const dissent: DigestSupport[] = [...byDigest.keys()].sort().map((d) => {
+    const s = count(byDigest.get(d)!)
+    return { sha256: d, have: s.length, support: s }
+  })
 
   const unit = (n: number) => (policy.count === 'party' ? (n === 1 ? 'party' : 'parties') : n === 1 ? 'key' : 'keys')
-  const have = support.length
   const names = (pk: readonly PartyKey[]) => [...new Set(pk.map((x) => (policy.count === 'party' ? x.party : `${x.party}/${short(x.keyid)}`)))].join(', ')
-  const tolerance = `max_dissent ${policy.maxDissent}`
+  const tagList = [...tags].sort()
+  const tagText = tagList.length > 0 ? ` (${tagList.join(', ')})` : ''
+  const tolerance = `max_dissent ${m}`
+  const driftNote = D > 0 ? `; ${D} ${unit(D)} rebuilt other bytes with today's toolchain${tagText}, not dissent` : ''
+  const claimCount = byStance.supports.length + byStance.contradicts.length + byStance.drift.length
   let status: VerdictStatus
   let reason: string
-  if (byDigest.size === 0) {
+  if (claimCount === 0) {
     if (failed.length > 0) {
       status = 'failed'
       reason = `trusted builders only report build failures for ${q.package} (${failed.length} ${failed.length === 1 ? 'key' : 'keys'}: ${names(failed)})`
@@ -393,36 +509,40 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
       status = 'unknown'
       reason = `no trusted statement about ${q.artifact} in ${q.package}`
     }
-  } else {
-    const reached = [...(have >= k ? [{ sha256: q.sha256, have }] : []), ...dissent.filter((d) => d.have >= k)]
-    if (reached.length >= 2) {
-      status = 'conflict'
-      reason = `trusted ${unit(2)} disagree: ${reached.map((r) => `${short(r.sha256)} (${r.have})`).join(' and ')} each reach the threshold ${k}`
-    } else if (reached.length === 1 && reached[0]!.sha256 === q.sha256) {
-      if (dissenting <= policy.maxDissent) {
-        status = 'reproduced'
-        reason = `${have} ${unit(have)} rebuilt ${short(q.sha256)} (${names(support)}; ${k} needed)` + (dissenting > 0 ? `; ${dissenting} dissent, within ${tolerance}` : '')
-      } else {
-        status = 'conflict'
-        reason = `${have} ${unit(have)} rebuilt ${short(q.sha256)} but ${dissenting} ${unit(dissenting)} report other digests (${tolerance})`
-      }
-    } else if (reached.length === 1) {
-      const x = reached[0]!
-      const against = dissentCount(x.sha256)
-      if (against <= policy.maxDissent) {
-        status = 'mismatch'
-        reason = `${x.have} ${unit(x.have)} rebuilt ${short(x.sha256)} for ${q.artifact}, not ${short(q.sha256)}: this file is not what its source builds to`
-      } else {
-        status = 'conflict'
-        reason = `${x.have} ${unit(x.have)} rebuilt ${short(x.sha256)} but ${against} ${unit(against)} report other digests (${tolerance})`
-      }
-    } else if (dissenting <= policy.maxDissent) {
-      status = 'insufficient'
-      reason = `${have} of ${k} ${unit(k)} rebuilt ${short(q.sha256)}` + (have > 0 ? ` (${names(support)})` : '') + (dissenting > 0 ? `; ${dissenting} dissent, within ${tolerance}` : '')
+  } else if (S >= k && C >= k) {
+    status = 'conflict'
+    reason = `trusted ${unit(2)} disagree: ${S} rebuilt ${short(q.sha256)} and ${C} contradict it, each reaching the threshold ${k}`
+  } else if (S >= k) {
+    if (C <= m) {
+      status = 'reproduced'
+      reason = `${S} ${unit(S)} rebuilt ${short(q.sha256)} (${names(support)}; ${k} needed)` + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote
     } else {
       status = 'conflict'
-      reason = `${dissenting} ${unit(dissenting)} report digests other than ${short(q.sha256)} (${tolerance}); ${have} of ${k} attest it`
+      reason = `${S} ${unit(S)} rebuilt ${short(q.sha256)} but ${C} ${unit(C)} contradict it (${tolerance})`
     }
+  } else if (C >= k) {
+    const why = contradictionText(q, contradictions, count, unit)
+    if (S <= m) {
+      status = 'mismatch'
+      reason = why
+    } else {
+      status = 'conflict'
+      reason = `${why}; but ${S} ${unit(S)} rebuilt ${short(q.sha256)} (${tolerance})`
+    }
+  } else if (C > m) {
+    status = 'conflict'
+    reason = `${C} ${unit(C)} contradict ${short(q.sha256)} (${tolerance}); ${S} of ${k} rebuilt it`
+  } else if (D >= k) {
+    status = 'unreproducible'
+    const xs = byStance.drift.map((c) => claims.find((r) => r.keyid === c.keyid)!.sha256)
+    const what = xs.every((x) => x === null) ? `built no file named ${q.artifact}` : xs.some((x) => x === null) ? 'rebuilt other bytes or no file of this name' : 'rebuilt other bytes'
+    reason =
+      `not reproducible with today's toolchain: ${D} ${unit(D)} ${what}${tagText}; the archive published this file; not a sign of tampering` +
+      (S > 0 ? `; ${S} of ${k} rebuilt it exactly` : '') +
+      (C > 0 ? `; ${C} dissent, within ${tolerance}` : '')
+  } else {
+    status = 'insufficient'
+    reason = `${S} of ${k} ${unit(k)} rebuilt ${short(q.sha256)}` + (S > 0 ? ` (${names(support)})` : '') + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote
   }
 
   const evidence: VerdictEvidence = {
@@ -431,13 +551,15 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     sha256: q.sha256,
     count: policy.count,
     need: k,
-    have,
-    dissenting,
-    maxDissent: policy.maxDissent,
+    have: S,
+    dissenting: C,
+    drifted: D,
+    maxDissent: m,
     support,
     dissent,
     failed: failed.sort(byPartyKey),
-    inputs,
+    inputs: [...supportInputs].sort(),
+    tags: tagList,
     flips,
     equivocators,
     claims,
@@ -447,14 +569,47 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
   return { status, reason, evidence, evidenceHash: sha256Hex(evidenceJson({ status, reason, evidence })) }
 }
 
-/** Consecutive statements (by seq) of one key that report different digests; newest kept. */
-function flipsOf(keyid: KeyId, party: string, digests: readonly { seq: number; sha256: string; frame: AttestationFrame }[]): Flip[] {
+const CONTRADICTION_ORDER: readonly Contradiction[] = ['published-other', 'faithful-differs', 'not-from-source']
+
+/** The most frequent digest (ties: the smallest), for a reason line. */
+function mostCommon(digests: readonly string[]): string | undefined {
+  const n = new Map<string, number>()
+  for (const d of digests) n.set(d, (n.get(d) ?? 0) + 1)
+  let best: string | undefined
+  for (const [d, c] of n) if (best === undefined || c > n.get(best)! || (c === n.get(best)! && d < best)) best = d
+  return best
+}
+
+/** Why the contradicting claims say this file is not trustworthy, one clause per cause. */
+function contradictionText(
+  q: ArtifactQuery,
+  contradictions: ReadonlyMap<Contradiction, { keys: Counted[]; digests: string[] }>,
+  count: (keys: readonly Counted[]) => PartyKey[],
+  unit: (n: number) => string
+): string {
+  const h = short(q.sha256)
+  const clauses: string[] = []
+  for (const cause of CONTRADICTION_ORDER) {
+    const c = contradictions.get(cause)
+    if (c === undefined) continue
+    const n = count(c.keys).length
+    const d = mostCommon(c.digests)
+    const digest = d === undefined ? 'no file of this name' : short(d)
+    if (cause === 'published-other') clauses.push(`${n} ${unit(n)} saw the archive publish ${digest} as ${q.artifact}; this file (${h}) was never published`)
+    else if (cause === 'faithful-differs') clauses.push(`${n} ${unit(n)} rebuilt ${q.artifact} in the archive's own build environment and got ${digest}, not ${h}: the archive's binary does not come from its source`)
+    else clauses.push(`${n} ${unit(n)} rebuilt ${digest} for ${q.artifact}, not ${h}: this file is not what its source builds to`)
+  }
+  return clauses.join('; ')
+}
+
+/** Consecutive statements (by seq) of one key that report different digests X; newest kept. */
+function flipsOf(keyid: KeyId, party: string, named: readonly NamedStatement[]): Flip[] {
   const out: Flip[] = []
-  for (let i = 1; i < digests.length; i++) {
-    const a = digests[i - 1]!
-    const b = digests[i]!
+  for (let i = 1; i < named.length; i++) {
+    const a = named[i - 1]!
+    const b = named[i]!
     if (a.sha256 === b.sha256) continue
-    const at = (x: typeof a): ClaimAt => ({ sha256: x.sha256, seq: x.seq, inputs: x.frame.statement.predicate.inputs.digest.sha256, frame: x.frame.id })
+    const at = (x: NamedStatement): ClaimAt => ({ sha256: x.sha256, seq: x.seq, inputs: x.frame.statement.predicate.inputs.digest.sha256, frame: x.frame.id })
     const from = at(a)
     const to = at(b)
     out.push({ keyid, party, from, to, sameInputs: from.inputs === to.inputs })

@@ -17,7 +17,7 @@ export enum Bucket {
   schema = 0, // 'version' -> store layout version (json number)
   frame = 1, // frame id -> canonical frame bytes
   framesBySha256 = 2, // subject sha256 \0 frame id -> ''  (attestations, every subject)
-  framesByArtifact = 3, // package purl \0 artifact name \0 frame id -> ''  (attestations, every subject)
+  framesByArtifact = 3, // package purl \0 artifact name \0 frame id -> ''  (attestations, every subject and upstream name)
   attestationBySeq = 4, // builder keyid \0 seq (16 digits) \0 frame id -> payload digest (hex)
   delegationByDelegate = 5, // delegate keyid \0 frame id -> ''
   proofByKey = 6, // equivocating keyid -> frame id of the first accepted proof
@@ -25,11 +25,17 @@ export enum Bucket {
   frameCount = 8, // statement kind -> number of stored frames of that kind (json number)
   jobs = 9, // rebuild scheduler: job key -> job (json; layout owned by node/rebuild)
   watched = 10, // watched artifacts: key -> record (json; layout owned by the verdict engine / API)
-  meta = 11 // node meta: name -> value (json; e.g. first-start time, settings that must survive restarts)
+  meta = 11, // node meta: name -> value (json; e.g. first-start time, settings that must survive restarts)
+  framesByUpstreamSha256 = 12 // upstream sha256 \0 frame id -> ''  (attestations, every upstream entry)
 }
 
-/** Store layout version written in Bucket.schema; bump with a migration when keys change. */
-export const STORE_LAYOUT_VERSION = 1
+/**
+ * Store layout version written in Bucket.schema; bump with a migration when keys change.
+ *   1  first layout
+ *   2  upstream digests and names indexed (framesByUpstreamSha256; framesByArtifact also under
+ *      upstream names); a version-1 store is reindexed when opened (store.ts)
+ */
+export const STORE_LAYOUT_VERSION = 2
 
 /** Sublevel name of a bucket. */
 export function bucketName(bucket: Bucket): string {
@@ -72,6 +78,7 @@ export function seqPart(seq: number): string {
 
 export const keys = {
   bySha256: (sha256: string, id: string) => join([sha256, id]),
+  byUpstreamSha256: (sha256: string, id: string) => join([sha256, id]),
   byArtifact: (pkg: string, artifact: string, id: string) => join([pkg, artifact, id]),
   attestationBySeq: (keyid: string, seq: number, id: string) => join([keyid, seqPart(seq), id]),
   delegationByDelegate: (delegate: string, id: string) => join([delegate, id])

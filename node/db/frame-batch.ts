@@ -4,7 +4,8 @@
  * written here; the store commits `ops` in one `db.batch()` and adopts the new counters only
  * after the write succeeded, so a failed write leaves neither half a frame nor drifted counters.
  */
-import type { StatementKind, VerifiedFrame } from '../../protocol/index.js'
+import type { AttestationFrame, StatementKind, VerifiedFrame } from '../../protocol/index.js'
+import { artifactNamesOf } from '../consensus/verdict.js'
 import { Bucket, keys } from './buckets.js'
 import type { KeyStats, PutOutcome } from './types.js'
 
@@ -88,7 +89,7 @@ export class FrameBatch {
   /** Returns the conflicting frame ids, or undefined when the same statement is already stored. */
   private async addAttestation(frame: VerifiedFrame & { kind: 'attestation' }): Promise<string[] | undefined> {
     const keyid = frame.signer.keyid
-    const { predicate, subject } = frame.statement
+    const { predicate } = frame.statement
     const seq = predicate.builder.seq
     const stats = await this.statsOf(keyid)
     const committedMax = this.committedMaxSeq.get(keyid) ?? 0
@@ -97,10 +98,7 @@ export class FrameBatch {
     // nothing new, and keeping it would make (keyid, seq) look like an equivocation.
     if (existing.some((e) => e.payloadDigest === frame.payloadDigest)) return undefined
 
-    for (const s of subject) {
-      this.put(Bucket.framesBySha256, keys.bySha256(s.digest.sha256, frame.id), '')
-      this.put(Bucket.framesByArtifact, keys.byArtifact(predicate.package, s.name, frame.id), '')
-    }
+    this.ops.push(...attestationIndexOps(frame))
     this.put(Bucket.attestationBySeq, keys.attestationBySeq(keyid, seq, frame.id), frame.payloadDigest)
     const pending = this.pendingSeq.get(seqKey(keyid, seq)) ?? []
     pending.push({ id: frame.id, payloadDigest: frame.payloadDigest })
@@ -136,6 +134,21 @@ export class FrameBatch {
   private put(bucket: Bucket, key: string, value: unknown): void {
     this.ops.push({ bucket, key, value })
   }
+}
+
+/**
+ * The digest and name index entries of one attestation: subject digests, upstream digests, and
+ * every name it speaks about (artifactNamesOf: a verdict for an artifact reads statements whose
+ * subject or upstream names it). Also used to reindex a store written by an older layout.
+ */
+export function attestationIndexOps(frame: AttestationFrame): BatchOp[] {
+  const { predicate, subject } = frame.statement
+  const ops: BatchOp[] = []
+  for (const s of subject) ops.push({ bucket: Bucket.framesBySha256, key: keys.bySha256(s.digest.sha256, frame.id), value: '' })
+  for (const u of predicate.upstream) ops.push({ bucket: Bucket.framesByUpstreamSha256, key: keys.byUpstreamSha256(u.digest.sha256, frame.id), value: '' })
+  const names = predicate.outcome === 'failed' ? subject.map((s) => s.name) : artifactNamesOf(frame)
+  for (const name of names) ops.push({ bucket: Bucket.framesByArtifact, key: keys.byArtifact(predicate.package, name, frame.id), value: '' })
+  return ops
 }
 
 function seqKey(keyid: string, seq: number): string {

@@ -12,7 +12,7 @@ import { Level } from 'level'
 import { RbqError, openStoredFrame, type StatementKind, type VerifiedFrame } from '../../protocol/index.js'
 import type { Run } from '../../protocol/sync.js'
 import { Bucket, STORE_LAYOUT_VERSION, bucketName, lastPart, parseAttestationBySeq, prefixRange, seqRange, type KeyRange } from './buckets.js'
-import { FrameBatch, type BatchOp, type CommittedState, type SeqEntry } from './frame-batch.js'
+import { attestationIndexOps, FrameBatch, type BatchOp, type CommittedState, type SeqEntry } from './frame-batch.js'
 import type { JsonSublevel, KeyStats, PutOutcome, PutStatus, StoreInit, SublevelName } from './types.js'
 
 type Sub<V> = AbstractSublevel<Level<string, string>, string | Buffer | Uint8Array, string, V>
@@ -48,7 +48,7 @@ export class Store {
     for (const b of [Bucket.schema, Bucket.keyStats, Bucket.frameCount, Bucket.jobs, Bucket.watched, Bucket.meta]) {
       this.buckets.set(b, db.sublevel<string, unknown>(bucketName(b), { valueEncoding: 'json' }))
     }
-    for (const b of [Bucket.framesBySha256, Bucket.framesByArtifact, Bucket.attestationBySeq, Bucket.delegationByDelegate, Bucket.proofByKey]) {
+    for (const b of [Bucket.framesBySha256, Bucket.framesByUpstreamSha256, Bucket.framesByArtifact, Bucket.attestationBySeq, Bucket.delegationByDelegate, Bucket.proofByKey]) {
       this.buckets.set(b, db.sublevel<string, string>(bucketName(b), { valueEncoding: 'utf8' }))
     }
   }
@@ -181,7 +181,12 @@ export class Store {
     return this.idsIn(Bucket.framesBySha256, prefixRange(sha256))
   }
 
-  /** Attestations of this package (purl, canonical) with a subject of this name. */
+  /** Attestations with an upstream (archive) entry of this sha256, by frame id. */
+  frameIdsByUpstreamSha256(sha256: string): Promise<string[]> {
+    return this.idsIn(Bucket.framesByUpstreamSha256, prefixRange(sha256))
+  }
+
+  /** Attestations of this package (purl, canonical) with a subject or upstream entry of this name. */
   frameIdsByArtifact(pkg: string, artifact: string): Promise<string[]> {
     return this.idsIn(Bucket.framesByArtifact, prefixRange(pkg, artifact))
   }
@@ -300,6 +305,9 @@ export class Store {
       const empty = (await this.db.keys({ limit: 1 }).all()).length === 0
       if (!empty) throw new RbqError('STORE_ERROR', `store ${dir} has data but no layout version; refusing to guess its format`)
       await schema.put('version', STORE_LAYOUT_VERSION)
+    } else if (version === 1) {
+      await this.reindexUpstream()
+      await schema.put('version', STORE_LAYOUT_VERSION)
     } else if (version !== STORE_LAYOUT_VERSION) {
       throw new RbqError('STORE_ERROR', `store ${dir} has layout version ${version}; this node reads version ${STORE_LAYOUT_VERSION}`)
     }
@@ -307,6 +315,26 @@ export class Store {
       if ((KINDS as readonly string[]).includes(kind)) this.counts[kind as StatementKind] = n
     }
     for await (const keyid of this.bucket(Bucket.proofByKey).keys()) this.proofKeys.add(keyid)
+  }
+
+  /**
+   * Layout 1 → 2: adds the upstream index entries of every stored attestation (attestationIndexOps
+   * writes all of a frame's entries; the ones layout 1 had are rewritten unchanged). Idempotent:
+   * interrupted, it runs again on the next open, as the version is written only after it.
+   */
+  private async reindexUpstream(): Promise<void> {
+    let ops: BatchOp[] = []
+    const flush = async () => {
+      if (ops.length > 0) await this.db.batch<string, unknown>(ops.map((op) => this.toLevelOp(op)), {})
+      ops = []
+    }
+    for await (const bytes of this.frames.values()) {
+      const frame = openStoredFrame(plainBytes(bytes))
+      if (frame.kind !== 'attestation') continue
+      ops.push(...attestationIndexOps(frame))
+      if (ops.length >= 10_000) await flush()
+    }
+    await flush()
   }
 
   private bucket<V>(bucket: Bucket): Sub<V> {

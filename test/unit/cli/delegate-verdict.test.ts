@@ -117,7 +117,7 @@ describe('rbq delegate / rbq verdict (spawned binary)', () => {
   it('verdict: a tampered file is a mismatch (exit 1, verdict and reason on one line)', async () => {
     const r = await runRbq(verdictArgs(sha256('tampered copy')))
     expect(r.code).toBe(1)
-    expect(r.stdout).toMatch(/^mismatch: 2 parties rebuilt [0-9a-f]{12} for hello_2\.10-3_amd64\.deb, not [0-9a-f]{12}: .*\n$/)
+    expect(r.stdout).toMatch(/^mismatch: 2 parties saw the archive publish [0-9a-f]{12} as hello_2\.10-3_amd64\.deb; this file \([0-9a-f]{12}\) was never published\n$/)
     expect(r.stderr).toBe('')
   })
 

@@ -131,7 +131,8 @@ describe('GET /v1/verdict', () => {
     )
     expect(same!.status).toBe('reproduced')
     expect(other!.status).toBe('mismatch')
-    expect(other!.reason).toContain('not what its source builds to')
+    expect(other!.reason).toContain('this file (') // …was never published: the builders saw the archive publish H
+    expect(other!.reason).toContain('was never published')
   })
 
   it('finds the (package, artifact) pairs from the digest alone, ignoring pairs only untrusted keys claim', async () => {
@@ -419,5 +420,30 @@ describe('no policy on the node', () => {
     } finally {
       await bare.stop()
     }
+  })
+})
+
+describe('asking by digest finds what builders saw the archive publish', () => {
+  it('a bare sha256 that only appears as an upstream digest gets the verdict asking by file gets', async () => {
+    const pkg = 'pkg:deb/debian/drifty@1.0-1?arch=source'
+    const deb = 'drifty_1.0-1_amd64.deb'
+    const archive = sha256Hex('drifty as the archive published it')
+    // a and c rebuilt other bytes with today's toolchain; the archive published `archive`.
+    const drift = (k: typeof A, sha256: string) =>
+      attest(k, { seq: 7, pkg, artifact: deb, sha256, outcome: 'mismatch', upstream: archive, diff: { tags: ['build-id'], summary: 'ELF build-id differs' } })
+    const results = await h.client.submitFrames([drift(A, X), drift(C, sha256Hex('another rebuild'))].map((f) => f.bytes))
+    expect(results.map((r) => r.status)).toEqual(['stored', 'stored'])
+
+    const byFile = await h.client.verdict({ sha256: archive, package: pkg, artifact: deb })
+    const byDigest = await h.client.verdict({ sha256: archive })
+    conforms(VerdictResultSchema, byDigest)
+    expect(byFile.status).toBe('unreproducible')
+    expect(byDigest.status).toBe('unreproducible')
+    expect(byDigest.verdicts.map((v) => v.evidenceHash)).toEqual(byFile.verdicts.map((v) => v.evidenceHash))
+    expect(byDigest.reason).toBe(byFile.reason)
+    expect(byDigest.reason).toMatch(/^not reproducible with today's toolchain: 2 parties rebuilt other bytes \(build-id\)/)
+    expect(byDigest.verdicts[0]!.evidence.claims.map((c) => c.summary)).toEqual(['ELF build-id differs', 'ELF build-id differs'])
+    // narrowed by artifact name too
+    expect((await h.client.verdict({ sha256: archive, artifact: deb })).status).toBe('unreproducible')
   })
 })

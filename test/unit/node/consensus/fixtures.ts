@@ -11,6 +11,7 @@ import {
   signDelegation,
   signingKeyFromSeed,
   type AttestationFrame,
+  type BuildEnvironment,
   type DelegationFrame,
   type Outcome,
   type SigningKey
@@ -51,13 +52,22 @@ export interface AttestInit {
   /** For reproduced/mismatch: the upstream digest compared with (default: equal for reproduced, Y-ish for mismatch). */
   upstream?: string
   extraSubjects?: { name: string; sha256: string }[]
+  /** predicate.environment (absent when not given: means current). */
+  environment?: BuildEnvironment
+  diff?: { tags: string[]; summary: string }
+  /**
+   * The rebuild made no file named `artifact` (a binNMU rebuilt without its +bN): the subject
+   * names `<artifact>.rebuilt` instead and only the upstream names `artifact` (outcome mismatch).
+   */
+  upstreamOnly?: boolean
 }
 
 export function attest(signer: SigningKey, init: AttestInit): AttestationFrame {
   const outcome = init.outcome ?? 'reproduced'
   const artifact = init.artifact ?? DEB
   const digest = init.sha256 ?? H
-  const subject = outcome === 'failed' ? [{ name: DSC, sha256: sha256Hex('hello dsc') }] : [{ name: artifact, sha256: digest }, ...(init.extraSubjects ?? [])]
+  const subjectName = init.upstreamOnly === true ? `${artifact}.rebuilt` : artifact
+  const subject = outcome === 'failed' ? [{ name: DSC, sha256: sha256Hex('hello dsc') }] : [{ name: subjectName, sha256: digest }, ...(init.extraSubjects ?? [])]
   let upstream: { name: string; sha256: string }[] = []
   if (outcome === 'reproduced') upstream = subject.map((s) => ({ ...s }))
   if (outcome === 'mismatch') upstream = [{ name: artifact, sha256: init.upstream ?? sha256Hex(`upstream other than ${digest}`) }]
@@ -69,6 +79,8 @@ export function attest(signer: SigningKey, init: AttestInit): AttestationFrame {
       outcome,
       upstream,
       inputs: { sha256: init.inputs ?? INPUTS, materials: [] },
+      ...(init.environment === undefined ? {} : { environment: init.environment }),
+      ...(init.diff === undefined ? {} : { diff: init.diff }),
       builder: { id: signer.publicKey.keyid, seq: init.seq, backend: 'debian', software: 'rebuild-quorum/test' },
       startedOn: new Date('2026-05-01T00:00:00Z'),
       finishedOn: new Date('2026-05-01T00:10:00Z')

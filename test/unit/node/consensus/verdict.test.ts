@@ -27,7 +27,7 @@ function verdict(p: Policy, attestations: AttestationFrame[], opts: { delegation
 
 const k2of3 = policy({ threshold: 2, roots: roots(3) })
 
-describe('verdicts (DESIGN.md §4)', () => {
+describe('verdicts (node/consensus/README.md)', () => {
   it('unknown: no statement at all, or only untrusted ones', () => {
     expect(verdict(k2of3, []).status).toBe('unknown')
     const v = verdict(k2of3, [attest(outsider, { seq: 1 }), attest(key('o2'), { seq: 1 })])
@@ -49,20 +49,90 @@ describe('verdicts (DESIGN.md §4)', () => {
     expect(v.evidence).toMatchObject({ have: 1, need: 2 })
   })
 
-  it('mismatch: k parties agree on another digest', () => {
+  it('mismatch (published-other): k parties saw the archive publish another file under this name', () => {
+    // outcome reproduced with upstream X: they rebuilt X and the archive published X
     const v = verdict(k2of3, [attest(r[0], { seq: 1, sha256: X }), attest(r[1], { seq: 1, sha256: X })])
     expect(v.status).toBe('mismatch')
+    expect(v.evidence).toMatchObject({ have: 0, dissenting: 2, drifted: 0 })
     expect(v.evidence.dissent).toEqual([{ sha256: X, have: 2, support: expect.any(Array) }])
+    expect(v.evidence.claims.map((c) => [c.upstream, c.stance])).toEqual([[X, 'contradicts'], [X, 'contradicts']])
+    expect(v.reason).toBe(`2 parties saw the archive publish ${X.slice(0, 12)} as ${DEB}; this file (${H.slice(0, 12)}) was never published`)
+    // even when they rebuilt other bytes than the archive published (current environment)
+    const drifted = verdict(k2of3, [attest(r[0], { seq: 1, sha256: Y, outcome: 'mismatch', upstream: X }), attest(r[1], { seq: 1, sha256: Y, outcome: 'mismatch', upstream: X })])
+    expect(drifted.status).toBe('mismatch')
+    expect(drifted.reason).toMatch(/saw the archive publish/)
+  })
+
+  it('mismatch (faithful-differs): k parties rebuilt it in the archive\'s own environment and got other bytes', () => {
+    const faithful = (k: SigningKey) => attest(k, { seq: 1, sha256: X, outcome: 'mismatch', upstream: H, environment: 'faithful', diff: { tags: ['content'], summary: 'usr/bin/hello differs' } })
+    const v = verdict(k2of3, [faithful(r[0]), faithful(r[1])])
+    expect(v.status).toBe('mismatch')
+    expect(v.evidence).toMatchObject({ have: 0, dissenting: 2, drifted: 0, tags: ['content'] })
+    expect(v.evidence.claims.map((c) => [c.environment, c.stance, c.summary])).toEqual([
+      ['faithful', 'contradicts', 'usr/bin/hello differs'],
+      ['faithful', 'contradicts', 'usr/bin/hello differs']
+    ])
+    expect(v.reason).toBe(`2 parties rebuilt ${DEB} in the archive's own build environment and got ${X.slice(0, 12)}, not ${H.slice(0, 12)}: the archive's binary does not come from its source`)
+  })
+
+  it('mismatch (not-from-source): without an archive to compare with (recipes, built), other bytes contradict', () => {
+    const v = verdict(k2of3, [attest(r[0], { seq: 1, sha256: X, outcome: 'built' }), attest(r[1], { seq: 1, sha256: X, outcome: 'built' })])
+    expect(v.status).toBe('mismatch')
     expect(v.reason).toMatch(/not what its source builds to/)
   })
 
-  it('conflict: two digests both reach k (no first-come tie-break)', () => {
+  it('unreproducible: the archive published H and k parties rebuilt other bytes with today\'s toolchain', () => {
+    const drift = (k: SigningKey, sha256: string, tags: string[]) => attest(k, { seq: 1, sha256, outcome: 'mismatch', upstream: H, diff: { tags, summary: 'x'.repeat(400) } })
+    const v = verdict(k2of3, [drift(r[0], X, ['build-id']), drift(r[1], Y, ['changelog', 'build-id'])])
+    expect(v.status).toBe('unreproducible')
+    expect(v.evidence).toMatchObject({ have: 0, dissenting: 0, drifted: 2, tags: ['build-id', 'changelog'] })
+    expect(v.evidence.claims.every((c) => c.stance === 'drift' && c.upstream === H && c.environment === 'current')).toBe(true)
+    expect(v.evidence.claims[0]!.summary).toHaveLength(300)
+    expect(v.reason).toBe("not reproducible with today's toolchain: 2 parties rebuilt other bytes (build-id, changelog); the archive published this file; not a sign of tampering")
+    // the bytes they both rebuilt are reproduced (k parties rebuilt exactly them)
+    expect(verdict(k2of3, [drift(r[0], X, ['build-id']), drift(r[1], X, ['build-id'])], { sha256: X }).status).toBe('reproduced')
+    // any other file under this name contradicts what the archive published: the alarm
+    expect(verdict(k2of3, [drift(r[0], X, ['build-id']), drift(r[1], Y, ['build-id'])], { sha256: sha256Hex('tampered') }).status).toBe('mismatch')
+    // fewer than k drifted claims: insufficient, with the drift named
+    const one = verdict(k2of3, [drift(r[0], X, ['build-id'])])
+    expect(one.status).toBe('insufficient')
+    expect(one.reason).toMatch(/1 party rebuilt other bytes with today's toolchain \(build-id\), not dissent$/)
+  })
+
+  it('drift never counts as dissent: it never blocks reproduced and never causes mismatch', () => {
+    const drift = (k: SigningKey) => attest(k, { seq: 1, sha256: X, outcome: 'mismatch', upstream: H })
+    const v = verdict(k2of3, [attest(r[0], { seq: 1 }), attest(r[1], { seq: 1 }), drift(r[2])])
+    expect(v.status).toBe('reproduced')
+    expect(v.evidence).toMatchObject({ have: 2, dissenting: 0, drifted: 1 })
+    expect(verdict(k2of3, [attest(r[0], { seq: 1 }), drift(r[1]), drift(r[2])]).status).toBe('unreproducible')
+    expect(verdict(k2of3, [attest(r[0], { seq: 1 }), drift(r[1]), drift(r[2])]).reason).toMatch(/; 1 of 2 rebuilt it exactly$/)
+  })
+
+  it('a binNMU-like claim (the rebuild made no file of this name, X = null) is drift when the archive published H, and contradicts otherwise', () => {
+    const binnmu = (k: SigningKey, upstream: string) => attest(k, { seq: 1, sha256: Y, outcome: 'mismatch', upstream, upstreamOnly: true, diff: { tags: ['binnmu'], summary: '+b1 entry missing' } })
+    const v = verdict(k2of3, [binnmu(r[0], H), binnmu(r[1], H)])
+    expect(v.status).toBe('unreproducible')
+    expect(v.evidence.claims.map((c) => [c.sha256, c.upstream, c.stance])).toEqual([[null, H, 'drift'], [null, H, 'drift']])
+    expect(v.reason).toBe(`not reproducible with today's toolchain: 2 parties built no file named ${DEB} (binnmu); the archive published this file; not a sign of tampering`)
+    const other = verdict(k2of3, [binnmu(r[0], X), binnmu(r[1], X)])
+    expect(other.status).toBe('mismatch')
+    expect(other.reason).toMatch(/saw the archive publish/)
+  })
+
+  it('conflict: supporters and contradictors both reach k, whatever max_dissent (no first-come tie-break)', () => {
     const p = policy({ threshold: 2, roots: roots(4), maxDissent: 5 })
     const frames = [attest(r[0], { seq: 1 }), attest(r[1], { seq: 1 }), attest(r[2], { seq: 1, sha256: X }), attest(r[3], { seq: 1, sha256: X })]
     const v = verdict(p, frames)
     expect(v.status).toBe('conflict')
-    expect(v.reason).toMatch(/each reach the threshold 2/)
+    expect(v.reason).toMatch(/each reaching the threshold 2/)
     expect(verdict(p, frames, { sha256: X }).status).toBe('conflict')
+  })
+
+  it('contradicting causes are all named when they mix', () => {
+    const p = policy({ threshold: 2, roots: roots(3) })
+    const v = verdict(p, [attest(r[0], { seq: 1, sha256: X }), attest(r[1], { seq: 1, sha256: X, outcome: 'mismatch', upstream: H, environment: 'faithful' })])
+    expect(v.status).toBe('mismatch')
+    expect(v.reason).toMatch(/^1 party saw the archive publish .*; 1 party rebuilt .* in the archive's own build environment/)
   })
 
   it('conflict vs reproduced: dissent beyond max_dissent fails closed', () => {
@@ -105,8 +175,11 @@ describe('verdicts (DESIGN.md §4)', () => {
     const v = verdict(k2of3, [attest(r[0], { seq: 1, outcome: 'mismatch', upstream: X }), attest(r[1], { seq: 1, outcome: 'built' })])
     expect(v.status).toBe('reproduced')
     expect(v.evidence.claims.map((c) => c.outcome).sort()).toEqual(['built', 'mismatch'])
-    // the upstream digest is not a claim: nobody here rebuilt X
-    expect(verdict(k2of3, [attest(r[0], { seq: 1, outcome: 'mismatch', upstream: X })], { sha256: X }).status).toBe('conflict')
+    // asked about the upstream digest X: r0 saw the archive publish X and rebuilt H in a
+    // current environment: drift, not dissent (one party: insufficient)
+    const asX = verdict(k2of3, [attest(r[0], { seq: 1, outcome: 'mismatch', upstream: X })], { sha256: X })
+    expect(asX.status).toBe('insufficient')
+    expect(asX.evidence.claims[0]).toMatchObject({ sha256: H, upstream: X, stance: 'drift' })
   })
 
   it('the highest seq is the current claim, whatever the order; the change is a flip', () => {
@@ -192,13 +265,16 @@ describe('verdicts (DESIGN.md §4)', () => {
       attest(r[2], { seq: 1, sha256: Y }), // dissent
       attest(r[3], { seq: 1, outcome: 'failed' }), // failed
       attest(shared, { seq: 4 }),
-      attest(shared, { seq: 4, sha256: X }) // equivocation
+      attest(shared, { seq: 4, sha256: X }), // equivocation
+      attest(key('drifter'), { seq: 1, sha256: X, outcome: 'mismatch', upstream: H, upstreamOnly: true, diff: { tags: ['build-id'], summary: 'é'.repeat(301) } }) // drift, X = null
     ]
     const p = policy({ threshold: 2, roots: roots(4), maxDissent: 1 })
-    const v = verdict(p, frames, { delegations: [delegate(r[1], shared)] })
-    for (const field of ['support', 'dissent', 'failed', 'flips', 'equivocators', 'claims', 'inputs', 'frames'] as const) {
+    const v = verdict(p, frames, { delegations: [delegate(r[1], shared), delegate(r[2], key('drifter'))] })
+    for (const field of ['support', 'dissent', 'failed', 'flips', 'equivocators', 'claims', 'inputs', 'frames', 'tags'] as const) {
       expect(v.evidence[field].length, field).toBeGreaterThan(0)
     }
+    expect(v.evidence.drifted).toBe(1)
+    expect(v.evidence.claims.some((c) => c.sha256 === null && c.upstream === H && c.summary !== null && c.tags.length > 0)).toBe(true)
     const { evidenceHash, ...rest } = v
     expect(evidenceJson(rest)).toBe(canonicalJson(rest))
     expect(evidenceHash).toBe(sha256Hex(canonicalJson(rest)))
@@ -237,9 +313,11 @@ describe('package and batch verdicts', () => {
     expect(computePackageVerdict(trust, frames, { package: PKG, artifacts: [] }).status).toBe('unknown')
   })
 
-  it('severity order: mismatch, conflict, failed, unknown, insufficient, reproduced', () => {
-    expect(VERDICT_SEVERITY).toEqual(['mismatch', 'conflict', 'failed', 'unknown', 'insufficient', 'reproduced'])
+  it('severity order: mismatch, conflict, failed, unknown, insufficient, unreproducible, reproduced', () => {
+    expect(VERDICT_SEVERITY).toEqual(['mismatch', 'conflict', 'failed', 'unknown', 'insufficient', 'unreproducible', 'reproduced'])
     expect(worstOf(['reproduced', 'insufficient'])).toBe('insufficient')
+    expect(worstOf(['reproduced', 'unreproducible'])).toBe('unreproducible')
+    expect(worstOf(['unreproducible', 'insufficient'])).toBe('insufficient')
     expect(worstOf(['unknown', 'failed', 'reproduced'])).toBe('failed')
     expect(worstOf([])).toBeUndefined()
   })

@@ -1,9 +1,9 @@
 import { join } from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { Bucket, bucketName, keys, prefixRange, seqPart } from '../../../../node/db/buckets.js'
+import { Bucket, bucketName, keys, prefixRange, seqPart, STORE_LAYOUT_VERSION } from '../../../../node/db/buckets.js'
 import { Store } from '../../../../node/db/store.js'
-import { generateSigningKey, isRbqError, signEquivocationProof } from '../../../../protocol/index.js'
+import { buildRebuildStatement, generateSigningKey, isRbqError, signAttestation, signEquivocationProof } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { attestation, delegation, hex64, PKG } from '../../../utils/frames.js'
 
@@ -228,6 +228,52 @@ describe('Store', () => {
     await raw.close()
     expect(await codeOf(Store.open(path))).toBe('STORE_ERROR')
     expect(await codeOf(Store.open(join(dir, 'missing'), { createIfMissing: false }))).toBe('STORE_ERROR')
+  })
+
+  it('indexes upstream digests and names; a layout-1 store is reindexed when opened', async () => {
+    // A rebuild that made hello_1.deb (sha X) while the archive published hello_1+b1.deb (sha U).
+    const X = hex64(0x10)
+    const U = hex64(0x11)
+    const a = signAttestation(
+      alice,
+      buildRebuildStatement({
+        package: PKG,
+        subject: [{ name: 'hello_1.deb', sha256: X }],
+        outcome: 'mismatch',
+        upstream: [{ name: 'hello_1+b1.deb', sha256: U }],
+        inputs: { sha256: hex64(0), materials: [] },
+        builder: { id: alice.publicKey.keyid, seq: 1, backend: 'debian', software: 'rebuild-quorum/test' },
+        startedOn: new Date('2026-01-01T00:00:00Z'),
+        finishedOn: new Date('2026-01-01T00:01:00Z')
+      })
+    )
+    const b = attestation(bob, 1)
+    await store.putFrames([a, b])
+    const check = async (s: Store) => {
+      expect(await s.frameIdsByUpstreamSha256(U)).toEqual([a.id])
+      expect(await s.frameIdsBySha256(U)).toEqual([])
+      expect(await s.frameIdsByArtifact(PKG, 'hello_1+b1.deb')).toEqual([a.id])
+      expect(await s.frameIdsByArtifact(PKG, 'hello_1.deb')).toEqual([a.id, b.id].sort())
+    }
+    await check(store)
+
+    // Roll the directory back to what layout 1 wrote: no upstream entries, version 1.
+    await store.close()
+    const path = join(dir, 'db')
+    const raw = new Level<string, unknown>(path, { valueEncoding: 'json' })
+    await raw.sublevel(bucketName(Bucket.framesByUpstreamSha256)).clear()
+    await raw.sublevel(bucketName(Bucket.framesByArtifact)).del(keys.byArtifact(PKG, 'hello_1+b1.deb', a.id))
+    await raw.sublevel<string, number>(bucketName(Bucket.schema), { valueEncoding: 'json' }).put('version', 1)
+    await raw.close()
+
+    store = await Store.open(path)
+    await check(store)
+    expect(await store.count('attestation')).toBe(2)
+    await store.close()
+    const after = new Level<string, unknown>(path, { valueEncoding: 'json' })
+    expect(await after.sublevel<string, number>(bucketName(Bucket.schema), { valueEncoding: 'json' }).get('version')).toBe(STORE_LAYOUT_VERSION)
+    await after.close()
+    store = await Store.open(path)
   })
 
   it('gives other subsystems separate JSON spaces', async () => {
