@@ -21,6 +21,14 @@ for (const k of [...roots, ...delegated]) {
   for (const seq of [1, 2, 3]) for (const sha256 of DIGESTS) attestationPool.push(attest(k, { seq, sha256 }))
   attestationPool.push(attest(k, { seq: 4, outcome: 'failed' }))
   attestationPool.push(attest(k, { seq: 5, pkg: LIB_PKG }))
+  // Claims of every stance: drift (the archive published H, today's rebuild differs, or made no
+  // file of this name), faithful rebuilds that differ, and recipes (`built`, no archive).
+  for (const sha256 of [X, Y]) {
+    attestationPool.push(attest(k, { seq: 7, sha256, outcome: 'mismatch', upstream: H, diff: { tags: ['build-id'], summary: 'drift' } }))
+    attestationPool.push(attest(k, { seq: 8, sha256, outcome: 'mismatch', upstream: H, environment: 'faithful' }))
+    attestationPool.push(attest(k, { seq: 9, sha256, outcome: 'built' }))
+  }
+  attestationPool.push(attest(k, { seq: 10, sha256: X, outcome: 'mismatch', upstream: H, upstreamOnly: true }))
 }
 /** A later, consistent claim of H per key, so that agreement (and "reproduced") is common. */
 const agreeingPool: AttestationFrame[] = [...roots, ...delegated].map((k) => attest(k, { seq: 6, sha256: H }))
@@ -115,8 +123,11 @@ describe('consensus properties', () => {
         const after = computeVerdict(buildTrustGraph({ policy: fewer, delegations: sc.delegations, now: NOW }), sc.attestations, query(sc.sha256))
         expect(after.evidence.have).toBeLessThanOrEqual(before.evidence.have)
         const name = p.roots[removed]!.name
-        const dissents = before.evidence.claims.some((c) => c.sha256 !== null && c.sha256 !== sc.sha256 && c.parties.includes(name))
+        const dissents = before.evidence.claims.some((c) => c.stance === 'contradicts' && c.parties.includes(name))
         if (!dissents && before.status !== 'reproduced') expect(after.status).not.toBe('reproduced')
+        // removing a root never adds contradiction or drift either
+        expect(after.evidence.dissenting).toBeLessThanOrEqual(before.evidence.dissenting)
+        expect(after.evidence.drifted).toBeLessThanOrEqual(before.evidence.drifted)
       }),
       { numRuns: 250 }
     )
@@ -214,6 +225,87 @@ describe('safety', () => {
           expect(honestFramesOfT.length).toBeGreaterThan(0)
           expect(verdict.evidence.support.some((s) => honest.some((r) => `p${roots.indexOf(r)}` === s.party))).toBe(true)
         }
+      }),
+      { numRuns: 300 }
+    )
+  })
+})
+
+describe('toolchain drift and small coalitions', () => {
+  const KEYS = Array.from({ length: 6 }, (_, i) => key(`drift-party-${i}`))
+  /** Everything one key may sign about (PKG, DEB): any X (or none), any upstream, either environment, recipes, failures. */
+  function anyClaim(k: SigningKey, seq: number, pick: number): AttestationFrame {
+    const sha256 = DIGESTS[pick % 3]!
+    const upstream = DIGESTS[Math.floor(pick / 3) % 3]!
+    switch (Math.floor(pick / 9) % 6) {
+      case 0:
+        return attest(k, { seq, sha256 }) // reproduced: rebuilt and published the same bytes
+      case 1:
+        return sha256 === upstream ? attest(k, { seq, sha256 }) : attest(k, { seq, sha256, outcome: 'mismatch', upstream })
+      case 2:
+        return sha256 === upstream ? attest(k, { seq, sha256, environment: 'faithful' }) : attest(k, { seq, sha256, outcome: 'mismatch', upstream, environment: 'faithful' })
+      case 3:
+        return attest(k, { seq, sha256, outcome: 'built' })
+      case 4:
+        return attest(k, { seq, sha256, outcome: 'mismatch', upstream, upstreamOnly: true })
+      default:
+        return attest(k, { seq, outcome: 'failed' })
+    }
+  }
+
+  it('a coalition of fewer than k trusted parties (or keys) can never produce "reproduced", whatever it signs', () => {
+    const arb = fc.record({
+      threshold: fc.integer({ min: 1, max: 5 }),
+      count: fc.constantFrom('party' as const, 'key' as const),
+      maxDissent: fc.integer({ min: 0, max: 3 }),
+      coalition: fc.nat(),
+      claims: fc.array(fc.record({ who: fc.nat(), seq: fc.integer({ min: 1, max: 4 }), pick: fc.nat({ max: 53 }) }), { maxLength: 24 }),
+      sha256: fc.constantFrom(...DIGESTS)
+    })
+    fc.assert(
+      fc.property(arb, (sc) => {
+        const size = sc.coalition % sc.threshold // < k
+        // every policy root is trusted; only the coalition's keys sign anything
+        const p = policy({ threshold: Math.min(sc.threshold, KEYS.length), count: sc.count, maxDissent: sc.maxDissent, roots: KEYS.map((k, i) => ({ name: `p${i}`, key: k })) })
+        const frames = size === 0 ? [] : sc.claims.map((c) => anyClaim(KEYS[c.who % size]!, c.seq, c.pick))
+        const v = computeVerdict(buildTrustGraph({ policy: p, now: NOW }), frames, query(sc.sha256))
+        expect(v.status).not.toBe('reproduced')
+        expect(v.evidence.have).toBeLessThan(sc.threshold)
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it('honest drift (current environment, the archive published H, any X or none) plus any supporters never gives "mismatch" or "conflict"', () => {
+    const arb = fc.record({
+      threshold: fc.integer({ min: 1, max: 6 }),
+      count: fc.constantFrom('party' as const, 'key' as const),
+      maxDissent: fc.integer({ min: 0, max: 2 }),
+      stances: fc.array(fc.record({ drift: fc.boolean(), x: fc.constantFrom(X, Y, null), supportKind: fc.nat({ max: 3 }), seq: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 6 }),
+      seed: fc.nat()
+    })
+    fc.assert(
+      fc.property(arb, (sc) => {
+        const p = policy({ threshold: sc.threshold, count: sc.count, maxDissent: sc.maxDissent, roots: KEYS.map((k, i) => ({ name: `p${i}`, key: k })) })
+        const frames = sc.stances.map((s, i) => {
+          const k = KEYS[i]!
+          if (s.drift) {
+            return s.x === null
+              ? attest(k, { seq: s.seq, sha256: X, outcome: 'mismatch', upstream: H, upstreamOnly: true, diff: { tags: ['binnmu'], summary: '' } })
+              : attest(k, { seq: s.seq, sha256: s.x, outcome: 'mismatch', upstream: H, diff: { tags: ['build-id'], summary: '' } })
+          }
+          // supporters rebuilt H: the archive published H, or something else, or there is no archive
+          if (s.supportKind === 0) return attest(k, { seq: s.seq })
+          if (s.supportKind === 1) return attest(k, { seq: s.seq, outcome: 'mismatch', upstream: X })
+          if (s.supportKind === 2) return attest(k, { seq: s.seq, environment: 'faithful' })
+          return attest(k, { seq: s.seq, outcome: 'built' })
+        })
+        const v = computeVerdict(buildTrustGraph({ policy: p, now: NOW }), shuffled(frames, sc.seed), query(H))
+        expect(['mismatch', 'conflict']).not.toContain(v.status)
+        expect(v.evidence.dissenting).toBe(0)
+        const drifters = sc.stances.filter((s) => s.drift).length
+        expect(v.evidence.drifted).toBe(drifters)
+        if (drifters >= sc.threshold && v.evidence.have < sc.threshold) expect(v.status).toBe('unreproducible')
       }),
       { numRuns: 300 }
     )

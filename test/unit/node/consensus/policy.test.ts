@@ -35,7 +35,7 @@ function refusal(text: string): RbqError {
 }
 
 describe('parsePolicy', () => {
-  it('reads the README example policy; scope defaults to ["*"]', () => {
+  it('reads a full policy (two roots, one scoped); scope defaults to ["*"]', () => {
     const p = parsePolicy(GOOD)
     expect(p.threshold).toBe(2)
     expect(p.count).toBe('party')
