@@ -187,7 +187,7 @@ async function rebuildDebian(nodes: NodeProc[], cache: string): Promise<Target[]
     const archive = await openArchive({ cacheDir: cache })
     const src = await archive.sourcePackage(p.name, p.version)
     for (const b of await archive.binaries(src)) {
-      const path = await archive.fetchPoolFile(b.filename, { sha256: b.sha256, size: b.size })
+      const path = await archive.fetchPoolFile(b.filename, { sha256: b.sha256, size: b.size }, undefined, b.mirror)
       const dest = join(base, 'official', basename(b.filename))
       await mkdir(join(base, 'official'), { recursive: true })
       await copyFile(path, dest)

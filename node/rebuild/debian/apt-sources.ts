@@ -63,6 +63,27 @@ export function pickDebianArchive(entries: AptSourceEntry[]): ArchiveLocation | 
   return undefined
 }
 
+/**
+ * The suites that complete a release, from the same apt sources: `<suite>-updates` and
+ * `<suite>-security` (the latter usually at another mirror path, e.g. .../debian-security).
+ * A source version may be published in any of them; backports and proposed-updates are not
+ * part of the release and are left out.
+ */
+export function pickCompanionSuites(entries: AptSourceEntry[], main: ArchiveLocation): ArchiveLocation[] {
+  const wanted = [`${main.suite}-updates`, `${main.suite}-security`]
+  const out: ArchiveLocation[] = []
+  for (const e of entries) {
+    if (!e.enabled || !e.components.includes('main') || !e.types.includes('deb')) continue
+    for (const suite of e.suites.filter((s) => wanted.includes(s))) {
+      const uri = e.uris.find((u) => /^https?:\/\//.test(u))
+      if (uri === undefined) continue
+      const loc = { mirror: uri.replace(/\/+$/, ''), suite }
+      if (!out.some((o) => o.mirror === loc.mirror && o.suite === loc.suite)) out.push(loc)
+    }
+  }
+  return out
+}
+
 /** Reads `<etcApt>/sources.list` then `sources.list.d/*.{list,sources}` in apt's (sorted) order. */
 export async function readAptSources(etcApt = '/etc/apt'): Promise<AptSourceEntry[]> {
   const entries: AptSourceEntry[] = []

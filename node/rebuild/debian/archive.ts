@@ -1,7 +1,9 @@
 /**
- * A Debian archive suite as a feed: InRelease fetched and verified with gpgv against the Debian
- * archive keyring, then Sources and Packages checked against the SHA256 list it signs.
- * Everything lives in a cache dir of ours; the host's apt configuration is only read.
+ * A Debian release as a feed: the main suite (e.g. bookworm) and its companion suites
+ * (bookworm-updates, bookworm-security, from the host's apt sources). For each, InRelease is
+ * fetched and verified with gpgv against the Debian archive keyring, then Sources and the
+ * Packages indexes (main and debian-installer, for .udebs) are checked against the SHA256 list
+ * it signs. Everything lives in a cache dir of ours; the host's apt configuration is only read.
  */
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
@@ -9,7 +11,7 @@ import { join, normalize } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
 import { RbqError } from '../../../protocol/errors.js'
-import { hostArchiveLocation, type ArchiveLocation } from './apt-sources.js'
+import { pickCompanionSuites, pickDebianArchive, readAptSources, type ArchiveLocation } from './apt-sources.js'
 import { parseChecksumList, parseParagraph, splitParagraphs, type Paragraph } from './deb822.js'
 import { downloadVerified, fetchBytes, type Expected } from './download.js'
 import { run } from '../../run.js'
@@ -23,6 +25,11 @@ export interface ArchiveOptions {
   /** Override the mirror/suite read from the host's apt sources. */
   mirror?: string
   suite?: string
+  /**
+   * The `<suite>-updates` / `<suite>-security` suites read with the main one. Default: those the
+   * host's apt sources list for the main suite's name; `[]` reads the main suite only.
+   */
+  companions?: ArchiveLocation[]
   /** Binary architecture whose Packages index is read (default: the host's). */
   arch?: string
   /** Where to read the host's apt sources from (default /etc/apt). */
@@ -52,6 +59,8 @@ export interface SourceFile {
 export interface SourcePackage {
   name: string
   version: string
+  /** Mirror whose pool holds the files (the security archive has its own). */
+  mirror: string
   /** Pool directory, e.g. pool/main/b/base-files */
   directory: string
   /** Every file of the source package, the .dsc included, with digests from the signed Sources. */
@@ -62,12 +71,14 @@ export interface SourcePackage {
 export interface BinaryPackage {
   name: string
   version: string
+  /** Mirror whose pool holds the file. */
+  mirror: string
   architecture: string
   /** Source version it was built from (differs from `version` for binNMUs). */
   sourceVersion: string
   /** `+bN` when this binary is a binNMU, else undefined. */
   binNmu: string | undefined
-  /** Pool path, e.g. pool/main/h/hello/hello_2.10-3_amd64.deb */
+  /** Pool path, e.g. pool/main/h/hello/hello_2.10-3_amd64.deb (or a .udeb) */
   filename: string
   sha256: string
   size: number
@@ -164,73 +175,113 @@ const binarySourceKey = (raw: string): string | undefined => /^Source:[ \t]*(\S+
 // Parsed indexes by their signed sha256, shared by every DebianArchive of this process (a
 // Packages index is ~50 MB of text: parse it once per test run, not once per build).
 const parsedIndexes = new Map<string, Promise<ParagraphIndex>>()
-const MAX_PARSED_INDEXES = 2 // one Sources + one Packages: ~0.5 GB of heap together
+// The main suite's Sources + Packages take ~0.5 GB of heap together; the debian-installer
+// index and the -updates/-security suites are small next to them.
+const MAX_PARSED_INDEXES = 10
+
+/** One signed suite of the release. */
+export interface Suite {
+  location: ArchiveLocation
+  release: ReleaseInfo
+}
 
 export class DebianArchive {
+  /** The main suite first, then its companions (-updates, -security). */
+  readonly suites: Suite[]
+
   constructor(
     readonly location: ArchiveLocation,
     readonly arch: string,
     readonly release: ReleaseInfo,
-    private readonly cacheDir: string
-  ) {}
-
-  /** URL of a pool path, e.g. pool/main/b/base-files/base-files_12.4.dsc */
-  poolUrl(path: string): string {
-    return `${this.location.mirror}/${safeRelative(path)}`
+    private readonly cacheDir: string,
+    companions: Suite[] = []
+  ) {
+    this.suites = [{ location, release }, ...companions]
   }
 
-  /** Where a pool file is cached locally (content-verified on every use). */
-  poolCachePath(path: string): string {
-    return join(this.cacheDir, 'mirror', safeRelative(path))
+  /** URL of a pool path, e.g. pool/main/b/base-files/base-files_12.4.dsc (default: the main mirror). */
+  poolUrl(path: string, mirror = this.location.mirror): string {
+    return `${mirror}/${safeRelative(path)}`
+  }
+
+  /** Where a pool file is cached locally (content-verified on every use); one tree per mirror. */
+  poolCachePath(path: string, mirror = this.location.mirror): string {
+    const tree = mirror === this.location.mirror ? 'mirror' : `mirror-${createHash('sha256').update(mirror).digest('hex').slice(0, 12)}`
+    return join(this.cacheDir, tree, safeRelative(path))
   }
 
   /** Downloads (or re-checks the cached copy of) a pool file against its signed digest. */
-  async fetchPoolFile(path: string, expected: Expected, signal?: AbortSignal): Promise<string> {
-    const local = this.poolCachePath(path)
-    await downloadVerified(this.poolUrl(path), local, expected, signal)
+  async fetchPoolFile(path: string, expected: Expected, signal?: AbortSignal, mirror = this.location.mirror): Promise<string> {
+    const local = this.poolCachePath(path, mirror)
+    await downloadVerified(this.poolUrl(path, mirror), local, expected, signal)
     return local
   }
 
-  /** The newest version of a source package in the suite (or exactly `version`). */
+  /** The newest version of a source package in any suite of the release (or exactly `version`). */
   async sourcePackage(name: string, version?: string, signal?: AbortSignal): Promise<SourcePackage> {
-    const index = await this.index('main/source/Sources', sourceKey, signal)
-    const candidates = (index.get(name) ?? [])
-      .map(parseParagraph)
-      .filter((p) => (p.first('Extra-Source-Only') ?? 'no') !== 'yes') // kept only for Built-Using
-      .filter((p) => version === undefined || p.first('Version') === version)
-      .sort((a, b) => compareVersions(b.first('Version') ?? '', a.first('Version') ?? ''))
-    const p = candidates[0]
+    const candidates: SourcePackage[] = []
+    for (const suite of this.suites) {
+      const index = await this.index(suite, 'main/source/Sources', sourceKey, signal, suite !== this.suites[0])
+      for (const raw of index.get(name) ?? []) {
+        const p = parseParagraph(raw)
+        if ((p.first('Extra-Source-Only') ?? 'no') === 'yes') continue // kept only for Built-Using
+        if (version !== undefined && p.first('Version') !== version) continue
+        candidates.push(toSourcePackage(p, suite.location.mirror))
+      }
+    }
+    // Stable sort: for one version in two suites (a point release), the main suite's entry wins.
+    const p = candidates.sort((a, b) => compareVersions(b.version, a.version))[0]
     if (p === undefined) {
       throw new RbqError('FEED_ERROR', `source package ${name}${version === undefined ? '' : ` ${version}`} is not in ${this.describe()}`)
     }
-    return toSourcePackage(p)
+    return p
   }
 
-  /** The binaries in the Packages index that were built from this exact source version. */
+  /**
+   * The binaries built from this exact source version, from every Packages index of every suite
+   * (main/binary-<arch> and main/debian-installer/binary-<arch> for .udebs); a file listed in
+   * two suites (same pool path) counts once.
+   */
   async binaries(src: SourcePackage, signal?: AbortSignal): Promise<BinaryPackage[]> {
-    const index = await this.index(`main/binary-${this.arch}/Packages`, binarySourceKey, signal)
-    return (index.get(src.name) ?? [])
-      .map((raw) => toBinaryPackage(parseParagraph(raw), src.version))
-      .filter((b) => b.sourceVersion === src.version)
+    const found = new Map<string, BinaryPackage>()
+    for (const suite of this.suites) {
+      for (const base of [`main/binary-${this.arch}/Packages`, `main/debian-installer/binary-${this.arch}/Packages`]) {
+        const optional = suite !== this.suites[0] || base.includes('debian-installer')
+        const index = await this.index(suite, base, binarySourceKey, signal, optional)
+        for (const raw of index.get(src.name) ?? []) {
+          const b = toBinaryPackage(parseParagraph(raw), src.version, suite.location.mirror)
+          if (b.sourceVersion === src.version && !found.has(b.filename)) found.set(b.filename, b)
+        }
+      }
+    }
+    return [...found.values()]
   }
 
   describe(): string {
-    return `${this.location.mirror} ${this.location.suite} main/${this.arch}`
+    const suites = this.suites.map((s) => (s.location.mirror === this.location.mirror ? s.location.suite : `${s.location.mirror} ${s.location.suite}`))
+    return `${this.location.mirror} ${suites.join(', ')} main/${this.arch}`
   }
 
-  /** Fetches (or reuses) the .xz or .gz flavour of an index listed in InRelease, checked by digest. */
-  private async index(base: string, keyOf: (raw: string) => string | undefined, signal?: AbortSignal): Promise<ParagraphIndex> {
-    const flavour = ['.xz', '.gz'].find((ext) => this.release.sha256.has(base + ext))
-    if (flavour === undefined) throw new RbqError('FEED_ERROR', `${base}.{xz,gz} not listed in InRelease of ${this.describe()}`)
+  /**
+   * Fetches (or reuses) the .xz or .gz flavour of an index listed in a suite's InRelease, checked
+   * by digest. `optional`: an index the suite does not list is empty instead of an error.
+   */
+  private async index(suite: Suite, base: string, keyOf: (raw: string) => string | undefined, signal: AbortSignal | undefined, optional: boolean): Promise<ParagraphIndex> {
+    const { release, location } = suite
+    const flavour = ['.xz', '.gz'].find((ext) => release.sha256.has(base + ext))
+    if (flavour === undefined) {
+      if (optional) return new Map()
+      throw new RbqError('FEED_ERROR', `${base}.{xz,gz} not listed in InRelease of ${location.mirror} ${location.suite}`)
+    }
     const path = base + flavour
-    const expected = this.release.sha256.get(path) as Expected
+    const expected = release.sha256.get(path) as Expected
     const cached = parsedIndexes.get(expected.sha256)
     if (cached !== undefined) return cached
     const load = (async () => {
       const local = join(this.cacheDir, 'indexes', `${expected.sha256}${flavour}`)
       const byHash = path.replace(/[^/]+$/, `by-hash/SHA256/${expected.sha256}`)
-      const dists = `${this.location.mirror}/dists/${this.location.suite}`
-      await downloadVerified(`${dists}/${this.release.acquireByHash ? byHash : path}`, local, expected, signal)
+      const dists = `${location.mirror}/dists/${location.suite}`
+      await downloadVerified(`${dists}/${release.acquireByHash ? byHash : path}`, local, expected, signal)
       return indexBy((await decompress(local, signal)).toString('utf8'), keyOf)
     })()
     parsedIndexes.set(expected.sha256, load)
@@ -240,7 +291,7 @@ export class DebianArchive {
   }
 }
 
-function toSourcePackage(p: Paragraph): SourcePackage {
+function toSourcePackage(p: Paragraph, mirror: string): SourcePackage {
   const name = p.first('Package') ?? ''
   const version = p.first('Version') ?? ''
   const directory = p.first('Directory') ?? ''
@@ -249,16 +300,17 @@ function toSourcePackage(p: Paragraph): SourcePackage {
   if (name === '' || version === '' || directory === '' || dsc === undefined) {
     throw new RbqError('FEED_ERROR', `Sources entry for ${name || '?'} lacks Version, Directory or a .dsc in Checksums-Sha256`)
   }
-  return { name, version, directory, files, dsc }
+  return { name, version, mirror, directory, files, dsc }
 }
 
-function toBinaryPackage(p: Paragraph, wantedSourceVersion: string): BinaryPackage {
+function toBinaryPackage(p: Paragraph, wantedSourceVersion: string, mirror: string): BinaryPackage {
   const version = p.first('Version') ?? ''
   const sourceField = /^\S+\s*\(([^)]+)\)/.exec(p.first('Source') ?? '')
   const sourceVersion = sourceField?.[1] ?? version
   return {
     name: p.first('Package') ?? '',
     version,
+    mirror,
     architecture: p.first('Architecture') ?? '',
     sourceVersion,
     binNmu: sourceVersion === wantedSourceVersion ? binNmuSuffix(version, sourceVersion) : undefined,
@@ -278,17 +330,37 @@ function safeRelative(path: string): string {
 }
 
 /**
- * Opens a suite: finds the archive (options, else the host's apt sources), then fetches and
- * verifies InRelease unless a verified copy younger than `maxAgeMs` is cached. Refuses an
- * InRelease past its Valid-Until or older than the one already cached (rollback).
+ * Opens a release: finds the archive (options, else the host's apt sources) and its companion
+ * suites, and for each fetches and verifies InRelease (openSuite).
  */
 export async function openArchive(opts: ArchiveOptions): Promise<DebianArchive> {
-  const host = opts.mirror !== undefined && opts.suite !== undefined ? undefined : await hostArchiveLocation(opts.etcApt)
+  const explicit = opts.mirror !== undefined && opts.suite !== undefined
+  const entries = explicit && opts.companions !== undefined ? [] : await readAptSources(opts.etcApt)
+  const host = explicit ? undefined : pickDebianArchive(entries)
+  if (!explicit && host === undefined) {
+    throw new RbqError(
+      'FEED_ERROR',
+      `no Debian archive (".../debian <suite> main") in ${opts.etcApt ?? '/etc/apt'}/sources.list{,.d}; pass mirror and suite explicitly`
+    )
+  }
   const location: ArchiveLocation = {
     mirror: (opts.mirror ?? host?.mirror ?? '').replace(/\/+$/, ''),
     suite: opts.suite ?? host?.suite ?? ''
   }
-  const arch = opts.arch ?? hostArch()
+  const release = await openSuite(location, opts)
+  const companions: Suite[] = []
+  for (const c of opts.companions ?? pickCompanionSuites(entries, location)) {
+    const loc = { mirror: c.mirror.replace(/\/+$/, ''), suite: c.suite }
+    companions.push({ location: loc, release: await openSuite(loc, opts) })
+  }
+  return new DebianArchive(location, opts.arch ?? hostArch(), release, opts.cacheDir, companions)
+}
+
+/**
+ * Fetches and verifies one suite's InRelease unless a verified copy younger than `maxAgeMs` is
+ * cached. Refuses an InRelease past its Valid-Until or older than the one already cached (rollback).
+ */
+async function openSuite(location: ArchiveLocation, opts: ArchiveOptions): Promise<ReleaseInfo> {
   const keyring = opts.keyring ?? DEBIAN_KEYRING
   const dir = join(opts.cacheDir, 'archive', archiveKey(location))
   await mkdir(dir, { recursive: true })
@@ -324,7 +396,7 @@ export async function openArchive(opts: ArchiveOptions): Promise<DebianArchive> 
   if (release === undefined || isExpired(release)) {
     throw new RbqError('FEED_ERROR', `InRelease of ${location.mirror} ${location.suite} expired on ${release?.validUntil?.toISOString()}`)
   }
-  return new DebianArchive(location, arch, release, opts.cacheDir)
+  return release
 }
 
 function isExpired(r: ReleaseInfo): boolean {

@@ -121,12 +121,18 @@ export interface InRootOptions {
   onLine?: (line: string) => void
   signal?: AbortSignal
   timeoutMs?: number
+  /** Host directories bind-mounted read-only at the same path inside (local `file:` apt repositories). */
+  binds?: string[]
 }
 
 // Runs inside the new namespaces, before chroot: fresh /proc, a private devpts and /dev/shm
-// (the tarball already holds the static nodes null, zero, random, ...).
+// (the tarball already holds the static nodes null, zero, random, ...), then read-only binds.
 const MOUNT_AND_CHROOT = `set -e
-root=$1; userspec=$2; groups=$3; shift 3
+root=$1; userspec=$2; groups=$3; nbinds=$4; shift 4
+while [ "$nbinds" -gt 0 ]; do
+  mkdir -p "$root$1"; mount --bind "$1" "$root$1"; mount -o remount,bind,ro "$root$1"
+  shift; nbinds=$((nbinds - 1))
+done
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
 mount --bind "$root/dev/pts/ptmx" "$root/dev/ptmx"
@@ -138,9 +144,13 @@ export async function runInBuildRoot(root: string, argv: string[], opts: InRootO
   const ns = ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', ...(opts.network ? [] : ['--net'])]
   const user = opts.asRoot ? { uid: 0, gid: 0 } : BUILD_USER
   const env = Object.entries(opts.env).map(([k, v]) => `${k}=${v}`)
+  const binds = opts.binds ?? []
+  for (const b of binds) {
+    if (!b.startsWith('/') || b.split('/').includes('..')) throw new RbqError('CONFIG_INVALID', `bind mount source must be an absolute path without "..": ${b}`)
+  }
   return run(
     'unshare',
-    [...ns, '--', '/bin/sh', '-c', MOUNT_AND_CHROOT, 'sh', root, `${user.uid}:${user.gid}`, String(user.gid), '/usr/bin/env', '-i', ...env, ...argv],
+    [...ns, '--', '/bin/sh', '-c', MOUNT_AND_CHROOT, 'sh', root, `${user.uid}:${user.gid}`, String(user.gid), String(binds.length), ...binds, '/usr/bin/env', '-i', ...env, ...argv],
     { log: opts.log, onLine: opts.onLine, signal: opts.signal, timeoutMs: opts.timeoutMs }
   )
 }

@@ -2,10 +2,13 @@
  * The Debian builder: rebuilds one source package of the archive in an isolated build root and
  * compares every .deb with the archive's. Pipeline (each phase reported through OnProgress):
  *
- *   fetch     signed Sources entry → .dsc and files from the pool, each checked by SHA-256
- *   buildroot cached mmdebstrap tarball unpacked; build deps installed inside it (network on)
- *   build     dpkg-source -x, dpkg-buildpackage -b -uc -us as an unprivileged user, no network
- *   compare   .deb digests vs the signed Packages index; diffoscope on mismatch (when installed)
+ *   fetch     signed Sources entry → .dsc and files from the pool, each checked by SHA-256;
+ *             the official .buildinfo when configured (faithful.ts)
+ *   buildroot cached mmdebstrap tarball unpacked; either the official build's exact versions
+ *             (faithful, checked with dpkg-query) or today's build deps (current), network on
+ *   build     dpkg-source -x (+ the binNMU changelog entry), dpkg-buildpackage as an
+ *             unprivileged user, no network
+ *   compare   .deb/.udeb digests vs the signed Packages indexes; diffoscope on mismatch
  *
  * Throws RbqError when there is nothing to attest: CHECKSUM_MISMATCH (source or index does not
  * match its signed digest), DOWNLOAD_FAILED (transient), FEED_ERROR, BUILDER_UNAVAILABLE,
@@ -14,8 +17,8 @@
  */
 import type { WriteStream } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { chown, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { chown, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { PackageURL } from 'packageurl-js'
 import { RbqError } from '../../../protocol/errors.js'
 import type { Material, OnProgress, RebuildArtifact, RebuildResult, UpstreamArtifact } from '../types.js'
@@ -24,6 +27,15 @@ import { BUILD_USER, ensureBuildRoot, removeBuildRoot, requireRoot, runInBuildRo
 import { inputsDigest } from './buildinfo.js'
 import { parseParagraph, stripClearsign, type Paragraph } from './deb822.js'
 import { diffoscopeAvailable, runDiffoscope, summarizeDiff } from './diffoscope.js'
+import {
+  exactRepositoryLines,
+  fileRepositoryDirs,
+  findOfficialBuildinfo,
+  officialMismatch,
+  versionDifferences,
+  type FaithfulConfig,
+  type OfficialBuildinfo
+} from './faithful.js'
 import { sha256File } from '../../files.js'
 import { openBuildLog, type BuildLog } from '../build-log.js'
 import { versionWithoutEpoch } from './version.js'
@@ -52,6 +64,8 @@ export interface DebianBuildOptions extends Omit<ArchiveOptions, 'signal'> {
   buildRootMaxAgeMs?: number
   /** Keep the unpacked build root for inspection (default false). */
   keepBuildRoot?: boolean
+  /** Attempt faithful rebuilds from the official .buildinfo (faithful.ts). Unset: always `current`. */
+  faithful?: FaithfulConfig
 }
 
 const BUILD_ENV = {
@@ -77,7 +91,11 @@ interface Job {
   sourceFiles: Map<string, string> // name → local path (verified)
   dir: string
   root: string
-  buildDir: string // path inside the build root, e.g. /build/hello-2.10
+  buildDir: string // path inside the build root, e.g. /build/hello-2.10 (faithful: the official Build-Path)
+  /** The official build being reproduced; unset for a `current` rebuild. */
+  official: OfficialBuildinfo | undefined
+  /** Why this rebuild is `current` although a faithful one was configured. */
+  notes: string[]
   log: WriteStream
   buildLog: BuildLog
   signal: AbortSignal
@@ -108,11 +126,14 @@ export async function rebuildDebian(input: DebianBuildInput, opts: DebianBuildOp
     await mkdir(dir, { recursive: true })
     const buildLog = openBuildLog(join(dir, 'build.log'))
     const log = buildLog.stream
+    const notes: string[] = []
+    const official = await officialBuild(archive, src, binaries, opts, notes, signal)
     const job: Job = {
-      archive, src, dsc, sourceFiles, dir, log, buildLog, signal, progress, opts,
+      archive, src, dsc, sourceFiles, dir, log, buildLog, signal, progress, opts, notes, official,
       root: join(dir, 'root'),
-      buildDir: `/build/${src.name}-${versionWithoutEpoch(src.version)}`
+      buildDir: official?.buildPath ?? defaultBuildDir(src)
     }
+    for (const n of notes) log.write(`### rbq: ${n}\n`)
     try {
       return await buildAndCompare(job, binaries, startedOn)
     } finally {
@@ -126,11 +147,55 @@ export async function rebuildDebian(input: DebianBuildInput, opts: DebianBuildOp
   }
 }
 
+function defaultBuildDir(src: SourcePackage): string {
+  return `/build/${src.name}-${versionWithoutEpoch(src.version)}`
+}
+
+/**
+ * The official .buildinfo to reproduce, when faithful rebuilds are configured and one is found
+ * that is the archive's build (its .deb digests are the signed index's). Reasons why not go to
+ * `notes`; the rebuild is then `current`.
+ */
+async function officialBuild(
+  archive: DebianArchive,
+  src: SourcePackage,
+  binaries: BinaryPackage[],
+  opts: DebianBuildOptions,
+  notes: string[],
+  signal: AbortSignal
+): Promise<OfficialBuildinfo | undefined> {
+  if (opts.faithful === undefined || opts.faithful.buildinfoSources.length === 0) return undefined
+  opts.onProgress?.({ phase: 'fetch', message: `looking for the official .buildinfo of ${src.name} ${src.version}` })
+  let bi: OfficialBuildinfo | undefined
+  try {
+    bi = await findOfficialBuildinfo(src, binaries, archive.arch, opts.faithful, notes, signal)
+  } catch (e) {
+    if (signal.aborted) throw e
+    notes.push(`official .buildinfo unusable: ${(e as Error).message}`)
+    return undefined
+  }
+  if (bi === undefined) return undefined
+  const wrong = officialMismatch(bi, src, binaries, archive.arch)
+  if (wrong !== undefined) {
+    notes.push(wrong)
+    return undefined
+  }
+  if (bi.buildPath !== undefined && !/^\/(?:[A-Za-z0-9._+-]+\/)+[A-Za-z0-9._+-]+$/.test(bi.buildPath)) {
+    notes.push(`${bi.uri}: Build-Path ${JSON.stringify(bi.buildPath)} is not a plain absolute path`)
+    return undefined
+  }
+  if (bi.buildPath?.split('/').some((seg) => seg === '..' || seg === '.') === true) {
+    notes.push(`${bi.uri}: Build-Path ${bi.buildPath} has . or .. segments`)
+    return undefined
+  }
+  return bi
+}
+
 async function fetchSources(archive: DebianArchive, src: SourcePackage, signal: AbortSignal, progress: OnProgress): Promise<Map<string, string>> {
   const local = new Map<string, string>()
   for (const f of src.files) {
     progress({ phase: 'fetch', message: `fetching ${f.name} (${f.size} bytes)` })
-    local.set(f.name, await archive.fetchPoolFile(`${src.directory}/${f.name}`, f, signal))
+    local.set(f.name, await archive.fetchPoolFile(`${src.directory}/${f.name}`, f, signal, src.mirror))
   }
   progress({ phase: 'verify', message: `${src.files.length} source files match the signed Sources index` })
   return local
@@ -155,11 +220,34 @@ function buildDepends(dsc: Paragraph): string[] {
   return [...(deps === '' ? [] : [deps]), ...(conflicts === '' ? [] : [`Conflicts: ${conflicts}`])]
 }
 
-async function buildAndCompare(job: Job, binaries: BinaryPackage[], startedOn: Date): Promise<RebuildResult> {
+async function buildAndCompare(job: Job, allBinaries: BinaryPackage[], startedOn: Date): Promise<RebuildResult> {
   await prepareBuildRoot(job)
-  const depsProblem = await installBuildDeps(job)
-  if (depsProblem !== undefined) return failed(job, startedOn, depsProblem, undefined)
-  const build = await runBuild(job)
+  if (job.official !== undefined) {
+    const problem = await installExactVersions(job, job.official)
+    if (problem !== undefined) {
+      job.notes.push(`not faithful, rebuilt with today's archive instead: ${problem.reason}`)
+      job.log.write(`\n### rbq: not faithful: ${problem.reason}\n`)
+      job.progress({ phase: 'buildroot', message: `not faithful: ${problem.reason}` })
+      job.official = undefined
+      job.buildDir = defaultBuildDir(job.src)
+      if (problem.dirty) {
+        await removeBuildRoot(job.root)
+        await prepareBuildRoot(job)
+      } else await placeSources(job)
+    }
+  }
+  const official = job.official
+  if (official === undefined) {
+    const depsProblem = await installBuildDeps(job)
+    if (depsProblem !== undefined) return failed(job, startedOn, depsProblem, undefined)
+  }
+  // binNMU: the official Binary-Only-Changes, else the entry read from the archive's own .deb.
+  const nmuBinaries = allBinaries.filter((b) => b.binNmu !== undefined && b.architecture !== 'all')
+  const binNmuEntry = official?.binaryOnlyChanges ?? (nmuBinaries.length > 0 ? await archiveBinNmuEntry(job, nmuBinaries) : undefined)
+  // What this build produces: the official build's architectures; a binNMU is arch-only.
+  const archs = official?.architectures ?? (binNmuEntry !== undefined ? ['any'] : ['all', 'any'])
+  const binaries = allBinaries.filter((b) => (b.architecture === 'all' ? archs.includes('all') : archs.some((a) => a !== 'all')))
+  const build = await runBuild(job, archs, binNmuEntry)
   if (build.problem !== undefined) return failed(job, startedOn, build.problem, build.env)
 
   const { artifacts, buildinfo } = await collectOutputs(job)
@@ -167,19 +255,84 @@ async function buildAndCompare(job: Job, binaries: BinaryPackage[], startedOn: D
   job.progress({ phase: 'compare', message: `comparing ${artifacts.length} .deb with ${job.archive.describe()}` })
   const cmp = compareWithArchive(artifacts, binaries)
   const diff = cmp.reproduced ? undefined : await explainMismatch(job, cmp)
-  job.progress({ phase: 'done', message: cmp.reproduced ? 'reproduced' : `mismatch${diff === undefined ? '' : ` [${diff.tags.join(', ')}]`}` })
+  const environment = official === undefined ? 'current' : 'faithful'
+  job.progress({ phase: 'done', message: `${cmp.reproduced ? 'reproduced' : `mismatch${diff === undefined ? '' : ` [${diff.tags.join(', ')}]`}`} (${environment})` })
   return {
     package: debianSourcePurl(job.src.name, job.src.version),
     outcome: cmp.reproduced ? 'reproduced' : 'mismatch',
     artifacts,
     upstream: cmp.upstream,
-    inputs: { sha256: inputsDigest(buildinfo, job.src.files), materials: materials(job) },
+    // Faithful: from the official .buildinfo, so two faithful rebuilds of one build agree.
+    inputs: { sha256: inputsDigest(official?.text ?? buildinfo, job.src.files), materials: materials(job) },
     backend: 'debian',
+    environment,
+    ...(job.notes.length === 0 ? {} : { environmentNote: job.notes.join('; ') }),
     startedOn,
     finishedOn: new Date(),
     log: await logInfo(job),
     ...(diff === undefined ? {} : { diff })
   }
+}
+
+/**
+ * Adds the exact-version repositories and installs exactly the official Installed-Build-Depends
+ * (downgrades allowed), then checks every one with dpkg-query. Returns why not, if so; `dirty`
+ * when packages may already have changed (the build root must be unpacked afresh).
+ */
+async function installExactVersions(job: Job, bi: OfficialBuildinfo): Promise<{ reason: string; dirty: boolean } | undefined> {
+  const lines = exactRepositoryLines(job.opts.faithful as FaithfulConfig, bi, job.archive.location.suite)
+  const listFile = join(job.root, 'etc/apt/sources.list.d/rbq-exact.list')
+  await writeFile(listFile, `${lines.join('\n')}\n`)
+  const binds = fileRepositoryDirs(lines)
+  const names = [...new Set(bi.installed.map((p) => p.name))]
+  job.progress({ phase: 'buildroot', message: `faithful: ${bi.installed.length} exact versions from ${bi.uri}` })
+  const apt = `apt-get ${APT_OPTS.join(' ')} -o Acquire::Retries=0 -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20`
+  // update's exit status is not the verdict (an unreachable source is fine if another has the
+  // versions): madison says what apt can install, dpkg-query what is installed.
+  const probe = `${apt} update >&2 || true; apt-cache madison "$@"; echo '#installed'; dpkg-query -W -f '\${Package} \${Version} \${db:Status-Abbrev}\n'`
+  const r = await step(job, 'buildroot', 'apt-get update (exact versions)', ['/bin/sh', '-c', probe, 'sh', ...names], { network: true, asRoot: true, env: APT_ENV, binds })
+  const [madison = '', installedNow = ''] = r.stdout.toString('utf8').split('#installed\n')
+  const available = new Set<string>()
+  for (const line of madison.split('\n')) {
+    const [name, version] = line.split('|').map((x) => x.trim())
+    if (name !== undefined && version !== undefined && version !== '') available.add(`${name} ${version}`)
+  }
+  const notInstalled = new Set(versionDifferences(bi.installed, installedNow).map((d) => d.split(' ')[0]))
+  const missing = bi.installed.filter((p) => notInstalled.has(p.name) && !available.has(`${p.name} ${p.version}`))
+  if (missing.length > 0) {
+    await rm(listFile, { force: true })
+    const shown = missing.slice(0, 5).map((p) => `${p.name} ${p.version}`).join(', ')
+    return { reason: `exact version not found in any repository: ${shown}${missing.length > 5 ? ` (${missing.length} in all)` : ''}`, dirty: false }
+  }
+  const wanted = bi.installed.filter((p) => notInstalled.has(p.name)).map((p) => `${p.name}${p.arch === undefined ? '' : `:${p.arch}`}=${p.version}`)
+  if (wanted.length > 0) {
+    const install = `${apt} -y --allow-downgrades -o Dpkg::Options::=--force-confold install "$@"`
+    const inst = await step(job, 'buildroot', `apt-get install (${wanted.length} exact versions)`, ['/bin/sh', '-c', install, 'sh', ...wanted], { network: true, asRoot: true, env: APT_ENV, binds })
+    if (inst.code !== 0) return { reason: `installing the exact versions failed: ${lastLines(inst.stderr)}`, dirty: true }
+  }
+  const check = await step(job, 'buildroot', 'dpkg-query (exact versions)', ['dpkg-query', '-W', '-f', '${Package} ${Version} ${db:Status-Abbrev}\n'], { network: false, asRoot: false, env: BUILD_ENV })
+  const differ = versionDifferences(bi.installed, check.stdout.toString('utf8'))
+  if (differ.length > 0) return { reason: `not at the recorded version after install: ${differ.slice(0, 5).join(', ')}`, dirty: true }
+  job.log.write(`### rbq: faithful: all ${bi.installed.length} Installed-Build-Depends at their recorded versions\n`)
+  return undefined
+}
+
+/**
+ * The binNMU changelog entry, read from the archive's own binNMU .deb
+ * (/usr/share/doc/<pkg>/changelog.Debian.<arch>.gz holds just that entry), inside the build root.
+ */
+async function archiveBinNmuEntry(job: Job, nmus: BinaryPackage[]): Promise<string | undefined> {
+  for (const b of nmus) {
+    const local = await job.archive.fetchPoolFile(b.filename, b, job.signal, b.mirror)
+    await copyFile(local, join(job.root, 'tmp/rbq-binnmu.deb'))
+    const script = 'dpkg-deb --fsys-tarfile /tmp/rbq-binnmu.deb | tar -xOf - "./usr/share/doc/$1/changelog.Debian.$2.gz" | gzip -dc'
+    const r = await step(job, 'build', `binNMU changelog entry of ${basename(b.filename)}`, ['/bin/sh', '-c', script, 'sh', b.name, b.architecture], { network: false, asRoot: false, env: BUILD_ENV })
+    const text = r.stdout.toString('utf8').trim()
+    const first = text.split('\n')[0] ?? ''
+    if (r.code === 0 && first.startsWith(`${job.src.name} (${b.version}) `)) return text
+  }
+  job.notes.push(`binNMU changelog entry not found in ${nmus.map((b) => basename(b.filename)).join(', ')}`)
+  return undefined
 }
 
 /** A fresh copy of the cached build root, with the source files in /build owned by the build user. */
@@ -196,10 +349,21 @@ async function prepareBuildRoot(job: Job): Promise<void> {
   job.progress({ phase: 'buildroot', message: 'unpacking the build root' })
   await unpackBuildRoot(tarball, job.root, job.signal)
   await copyFile('/etc/resolv.conf', join(job.root, 'etc/resolv.conf')).catch(() => {}) // for apt only; the build has no network
-  const inRootBuild = join(job.root, 'build')
-  await mkdir(inRootBuild, { recursive: true })
-  for (const [name, path] of job.sourceFiles) await copyFile(path, join(inRootBuild, name))
-  for (const name of [...job.sourceFiles.keys(), '']) await chown(join(inRootBuild, name), BUILD_USER.uid, BUILD_USER.gid)
+  // The release's other suites (-updates, -security), signed by the same keyring as the main one.
+  const companions = job.archive.suites.slice(1).map((s) => `deb ${s.location.mirror} ${s.location.suite} main`)
+  if (companions.length > 0) await writeFile(join(job.root, 'etc/apt/sources.list.d/rbq-release.list'), `${companions.join('\n')}\n`)
+  await placeSources(job)
+}
+
+/** The source files next to the build dir (its parent), owned by the build user. */
+async function placeSources(job: Job): Promise<void> {
+  const parent = join(job.root, dirname(job.buildDir))
+  await mkdir(parent, { recursive: true })
+  for (let d = dirname(job.buildDir); d !== '/'; d = dirname(d)) await chown(join(job.root, d), BUILD_USER.uid, BUILD_USER.gid)
+  for (const [name, path] of job.sourceFiles) {
+    await copyFile(path, join(parent, name))
+    await chown(join(parent, name), BUILD_USER.uid, BUILD_USER.gid)
+  }
 }
 
 /** apt inside the build root, from the same suite. Returns why the deps cannot be installed, if so. */
@@ -217,26 +381,41 @@ async function installBuildDeps(job: Job): Promise<string | undefined> {
 }
 
 /**
- * As the build user, without network: unpack the source, read SOURCE_DATE_EPOCH from
- * debian/changelog, run dpkg-buildpackage. `env` is set once the build itself could start.
+ * As the build user, without network: unpack the source, put a binNMU entry on top of
+ * debian/changelog (as sbuild --make-binNMU does), read SOURCE_DATE_EPOCH from it (unless the
+ * official Environment has one), run dpkg-buildpackage for `archs` (-b, -B or -A). `env` is
+ * set once the build itself could start.
  */
-async function runBuild(job: Job): Promise<{ problem?: string; env?: Record<string, string> }> {
-  const unpackScript = 'set -e; umask 022; cd /build; dpkg-source --no-check -x "$1" "$2" >&2; cd "$2"; dpkg-parsechangelog -STimestamp'
-  const unpack = await step(job, 'build', 'dpkg-source -x', ['/bin/sh', '-c', unpackScript, 'sh', job.src.dsc.name, job.buildDir], { network: false, asRoot: false, env: BUILD_ENV })
+async function runBuild(job: Job, archs: string[], binNmuEntry: string | undefined): Promise<{ problem?: string; env?: Record<string, string> }> {
+  const parent = dirname(job.buildDir)
+  if (binNmuEntry !== undefined) {
+    const path = join(job.root, parent, 'rbq-binnmu.changelog')
+    await writeFile(path, `${binNmuEntry.trim()}\n\n`)
+    await chown(path, BUILD_USER.uid, BUILD_USER.gid)
+  }
+  const unpackScript = [
+    'set -e; umask 022; cd "$1"; dpkg-source --no-check -x "$2" "$3" >&2; cd "$3"',
+    'if [ -f ../rbq-binnmu.changelog ]; then cat ../rbq-binnmu.changelog debian/changelog > ../rbq-changelog.new; mv ../rbq-changelog.new debian/changelog; fi',
+    'dpkg-parsechangelog -STimestamp'
+  ].join('\n')
+  const unpack = await step(job, 'build', 'dpkg-source -x', ['/bin/sh', '-c', unpackScript, 'sh', parent, job.src.dsc.name, job.buildDir], { network: false, asRoot: false, env: BUILD_ENV })
   const epoch = unpack.stdout.toString('utf8').trim()
   if (unpack.code !== 0 || !/^\d+$/.test(epoch)) return { problem: `dpkg-source -x failed: ${lastLines(unpack.stderr)}` }
 
-  const env = { ...BUILD_ENV, SOURCE_DATE_EPOCH: epoch }
-  const parallel = job.opts.parallel ?? availableParallelism()
-  job.progress({ phase: 'build', message: `dpkg-buildpackage -b in ${job.buildDir}, SOURCE_DATE_EPOCH=${epoch}` })
-  const buildScript = `umask 022; cd "$1" && exec dpkg-buildpackage -b -uc -us -J${parallel}`
+  const official = job.official
+  const env = { ...BUILD_ENV, SOURCE_DATE_EPOCH: epoch, ...(official?.environment ?? {}) }
+  const what = archs.includes('all') ? (archs.some((a) => a !== 'all') ? '-b' : '-A') : '-B'
+  // Faithful: parallelism as recorded in DEB_BUILD_OPTIONS; current: ours (-J).
+  const parallel = official === undefined ? ` -J${job.opts.parallel ?? availableParallelism()}` : ''
+  job.progress({ phase: 'build', message: `dpkg-buildpackage ${what} in ${job.buildDir}, SOURCE_DATE_EPOCH=${env.SOURCE_DATE_EPOCH}` })
+  const buildScript = `umask 022; cd "$1" && exec dpkg-buildpackage ${what} -uc -us${parallel}`
   const r = await step(job, 'build', 'dpkg-buildpackage', ['/bin/sh', '-c', buildScript, 'sh', job.buildDir], { network: false, asRoot: false, env })
   return r.code === 0 ? { env } : { problem: `dpkg-buildpackage exited with ${r.code ?? r.signal}: ${lastLines(r.stderr)}`, env }
 }
 
 /** Copies the outputs out of the build root; dbgsym .debs belong to the debug archive: not compared, not attested. */
 async function collectOutputs(job: Job): Promise<{ artifacts: RebuildArtifact[]; buildinfo: string | undefined }> {
-  const inRootBuild = join(job.root, 'build')
+  const inRootBuild = join(job.root, dirname(job.buildDir))
   const outDir = join(job.dir, 'out')
   await mkdir(outDir, { recursive: true })
   const produced = (await readdir(inRootBuild)).filter((n) => /\.(u?deb|buildinfo|changes)$/.test(n))
@@ -256,7 +435,7 @@ async function step(
   phase: 'buildroot' | 'build',
   title: string,
   argv: string[],
-  how: { network: boolean; asRoot: boolean; env: Record<string, string> }
+  how: { network: boolean; asRoot: boolean; env: Record<string, string>; binds?: string[] }
 ): Promise<Awaited<ReturnType<typeof runInBuildRoot>>> {
   job.log.write(`\n### rbq: ${title} (${how.asRoot ? 'root' : BUILD_USER.name}, network ${how.network ? 'on' : 'off'})\n`)
   const r = await runInBuildRoot(job.root, argv, {
@@ -280,9 +459,9 @@ interface Comparison {
 
 /**
  * Pairs every produced .deb with the archive's file of the same name. `reproduced` needs every
- * pair identical and nothing missing either way. A binNMU in the archive (`+bN`: an extra
- * changelog entry and a later toolchain we cannot know) can never match: it is reported as a
- * mismatch tagged `binnmu`, without diffoscope.
+ * pair identical and nothing missing either way. A binNMU in the archive (`+bN`) that we did not
+ * rebuild as a binNMU (no changelog entry found) can never match: it is reported as a mismatch
+ * tagged `binnmu`, without diffoscope. .udebs compare like .debs.
  */
 export function compareWithArchive(artifacts: RebuildArtifact[], binaries: BinaryPackage[]): Comparison {
   const byName = new Map(binaries.map((b) => [basename(b.filename), b]))
@@ -319,7 +498,7 @@ async function explainMismatch(job: Job, cmp: Comparison): Promise<{ tags: strin
   if (cmp.binNmu.length > 0) {
     tags.add('binnmu')
     const pairs = cmp.binNmu.map((b) => `${b.ours} (archive: ${b.archive})`).join(', ')
-    lines.push(`the archive has binNMUs, rebuilt with an extra changelog entry we cannot know: ${pairs}`)
+    lines.push(`the archive has binNMUs (an extra changelog entry, built later), not rebuilt as such: ${pairs}`)
   }
   if (cmp.noUpstream.length > 0) {
     tags.add('no-upstream')
@@ -332,7 +511,7 @@ async function explainMismatch(job: Job, cmp: Comparison): Promise<{ tags: strin
   const useDiffoscope = job.opts.diffoscope !== false && cmp.differing.length > 0 && (await diffoscopeAvailable())
   for (const { artifact, upstream } of useDiffoscope ? cmp.differing : []) {
     job.progress({ phase: 'diff', message: `diffoscope ${artifact.name}` })
-    const official = await job.archive.fetchPoolFile(upstream.filename, upstream, job.signal)
+    const official = await job.archive.fetchPoolFile(upstream.filename, upstream, job.signal, upstream.mirror)
     const report = await runDiffoscope(official, artifact.path, join(job.dir, `diffoscope-${artifact.name}.txt`), {
       timeoutMs: job.opts.diffoscopeTimeoutMs ?? 600_000,
       signal: job.signal
@@ -341,6 +520,7 @@ async function explainMismatch(job: Job, cmp: Comparison): Promise<{ tags: strin
     lines.push(report.text === undefined || report.text === '' ? `${artifact.name}: ${report.note}` : summarizeDiff(artifact.name, report.text))
   }
   if (cmp.differing.length > 0 && !useDiffoscope) lines.push('(diffoscope not run: not installed or disabled)')
+  if (job.notes.length > 0) lines.push(`environment ${job.official === undefined ? 'current' : 'faithful'}: ${job.notes.join('; ')}`)
   return { tags: [...tags].sort(), summary: lines.join('\n').slice(0, 4000) }
 }
 
@@ -378,7 +558,8 @@ async function failed(job: Job, startedOn: Date, reason: string, env: Record<str
 }
 
 function materials(job: Job): Material[] {
-  return job.src.files.map((f) => ({ uri: job.archive.poolUrl(`${job.src.directory}/${f.name}`), sha256: f.sha256 }))
+  const files = job.src.files.map((f) => ({ uri: job.archive.poolUrl(`${job.src.directory}/${f.name}`, job.src.mirror), sha256: f.sha256 }))
+  return job.official === undefined ? files : [...files, { uri: job.official.uri, sha256: job.official.sha256 }]
 }
 
 /** Closes the build log (nothing is written after this) and digests it; a write error rejects. */

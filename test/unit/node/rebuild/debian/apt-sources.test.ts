@@ -6,6 +6,7 @@ import {
   hostArchiveLocation,
   parseDeb822Sources,
   parseSourcesList,
+  pickCompanionSuites,
   pickDebianArchive,
   readAptSources
 } from '../../../../../node/rebuild/debian/apt-sources.js'
@@ -58,6 +59,19 @@ describe('apt sources', () => {
     expect(pickDebianArchive(parseSourcesList('deb http://deb.debian.org/debian bookworm contrib'))).toBeUndefined()
     expect(pickDebianArchive(parseSourcesList('deb https://mirror.example/debian/ sid main'))).toEqual({ mirror: 'https://mirror.example/debian', suite: 'sid' })
     expect(pickDebianArchive(parseSourcesList('deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main'))).toBeUndefined()
+  })
+
+  it('picks the release\'s -updates and -security suites (security at its own mirror path), not backports', () => {
+    const entries = [
+      ...parseDeb822Sources(DEB822),
+      ...parseSourcesList('deb http://deb.debian.org/debian bookworm-backports main\ndeb http://deb.debian.org/debian trixie-updates main\ndeb-src http://x.example/debian bookworm-updates main')
+    ]
+    const main = pickDebianArchive(entries) as { mirror: string; suite: string }
+    expect(pickCompanionSuites(entries, main)).toEqual([
+      { mirror: 'http://deb.debian.org/debian', suite: 'bookworm-updates' },
+      { mirror: 'http://deb.debian.org/debian-security', suite: 'bookworm-security' }
+    ])
+    expect(pickCompanionSuites(parseSourcesList('deb http://deb.debian.org/debian bookworm main'), main)).toEqual([])
   })
 
   describe('reading a directory like /etc/apt', () => {

@@ -9,9 +9,10 @@ function ours(name: string, sha256: string): RebuildArtifact {
   return { name, sha256, size: 1, path: `/out/${name}` }
 }
 
-function archived(name: string, version: string, architecture: string, sha256: string, binNmu?: string): BinaryPackage {
-  const filename = `pool/main/h/hello/${name}_${version}_${architecture}.deb`
-  return { name, version, architecture, sourceVersion: version.replace(/\+b\d+$/, ''), binNmu, filename, sha256, size: 1 }
+function archived(name: string, version: string, architecture: string, sha256: string, binNmu?: string, ext = 'deb'): BinaryPackage {
+  const filename = `pool/main/h/hello/${name}_${version}_${architecture}.${ext}`
+  const mirror = 'http://deb.debian.org/debian'
+  return { name, version, mirror, architecture, sourceVersion: version.replace(/\+b\d+$/, ''), binNmu, filename, sha256, size: 1 }
 }
 
 describe('comparing rebuilt .debs with the archive', () => {
@@ -25,6 +26,30 @@ describe('comparing rebuilt .debs with the archive', () => {
       { name: 'hello_2.10-3_amd64.deb', sha256: H('a') },
       { name: 'hello-doc_2.10-3_all.deb', sha256: H('b') }
     ])
+  })
+
+  it('a bit-identical rebuild that also builds a .udeb is reproduced (udebs come from the debian-installer index)', () => {
+    const c = compareWithArchive(
+      [ours('debian-archive-keyring_2023.3+deb12u1_all.deb', H('a')), ours('debian-archive-keyring-udeb_2023.3+deb12u1_all.udeb', H('b'))],
+      [
+        archived('debian-archive-keyring', '2023.3+deb12u1', 'all', H('a')),
+        archived('debian-archive-keyring-udeb', '2023.3+deb12u1', 'all', H('b'), undefined, 'udeb')
+      ]
+    )
+    expect(c.reproduced).toBe(true)
+    expect(c.upstream.map((u) => u.name)).toEqual(['debian-archive-keyring_2023.3+deb12u1_all.deb', 'debian-archive-keyring-udeb_2023.3+deb12u1_all.udeb'])
+    // Without the udeb index the same rebuild would be a mismatch: that is what it was before.
+    const withoutUdebs = compareWithArchive(
+      [ours('debian-archive-keyring_2023.3+deb12u1_all.deb', H('a')), ours('debian-archive-keyring-udeb_2023.3+deb12u1_all.udeb', H('b'))],
+      [archived('debian-archive-keyring', '2023.3+deb12u1', 'all', H('a'))]
+    )
+    expect(withoutUdebs.noUpstream).toEqual(['debian-archive-keyring-udeb_2023.3+deb12u1_all.udeb'])
+  })
+
+  it('a rebuilt binNMU (+bN in our file name) compares with the archive file of that name', () => {
+    const c = compareWithArchive([ours('sl_5.02-1+b1_amd64.deb', H('a'))], [archived('sl', '5.02-1+b1', 'amd64', H('a'), '+b1')])
+    expect(c.reproduced).toBe(true)
+    expect(c.binNmu).toEqual([])
   })
 
   it('mismatch: a digest differs', () => {
