@@ -154,7 +154,10 @@ export class RbqNode {
       const node = new RbqNode(config, paths, logger, metrics, signingKey, store, trust, pipeline, publisher, network, rebuilds)
       node.started.push(...started)
       node.forwardEvents()
-      logger.info({ version: VERSION, dataDir: paths.root, keyid: signingKey.publicKey.keyid, peerId: network.peerId.toString() }, 'node started')
+      logger.info(
+        { version: VERSION, dataDir: paths.root, keyid: signingKey.publicKey.keyid, peerId: network.peerId.toString(), listening: network.addresses, api: api?.url ?? 'disabled' },
+        'node started'
+      )
       return node
     } catch (e) {
       logger.error(errorFields(e), 'node failed to start')

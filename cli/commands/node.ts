@@ -3,9 +3,13 @@
  * stops it cleanly (reverse start order, store flushed). Prints nothing on stdout; structured
  * logs go to stderr. A second signal during shutdown ends the process at once (default action).
  */
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { loadConfig } from '../../node/config.js'
+import { DATA_DIR_CONFIG_FILE, loadConfig } from '../../node/config.js'
+import { createLogger } from '../../node/logger.js'
 import type { RbqNode } from '../../node/node.js'
+import { VERSION } from '../../node/version.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 
@@ -35,13 +39,21 @@ export function registerNode(program: Command): void {
     .option('--data <dir>', 'data directory (overrides data_dir; default $RBQ_DATA_DIR or ~/.local/share/rbq)')
     .action(async (opts: { config?: string; data?: string }) => {
       const config = await loadConfig({ ...(opts.config === undefined ? {} : { file: opts.config }), ...(opts.data === undefined ? {} : { dataDir: opts.data }) })
+      // Say what is starting before the slow steps (loading libp2p, first-start key creation),
+      // so the first line appears at once; 'node started' follows with the addresses.
+      const logger = createLogger({ level: config.log.level })
+      const configFile = opts.config === undefined ? join(config.dataDir, DATA_DIR_CONFIG_FILE) : resolve(opts.config)
+      logger.info(
+        { version: VERSION, dataDir: config.dataDir, config: existsSync(configFile) ? configFile : 'built-in defaults', listen: config.p2p.listen },
+        `starting rbq ${VERSION} with data dir ${config.dataDir}`
+      )
       // Listen before starting, so a signal during a slow start still shuts down cleanly.
       const signal = nextSignal()
       let running: RbqNode
       try {
         // Imported here: libp2p takes ~1 s to load, and every other verb should start fast.
         const { RbqNode } = await import('../../node/node.js')
-        running = await RbqNode.start({ config })
+        running = await RbqNode.start({ config, logger })
       } catch (e) {
         signal.cancel()
         throw e
