@@ -1,14 +1,22 @@
 /**
  * Exit codes (documented in README.md):
  *   0  success; `inspect`: frame valid; `verify`/`verdict`: reproduced
- *   1  a negative answer: frame invalid, verdict other than reproduced
+ *   1  a negative answer: frame invalid, verdict other than reproduced (and unreproducible)
  *   2  usage or input/IO error (bad flags, missing file, node not running)
+ *   3  `verify`/`verdict`: unreproducible (the archive published this file; rebuilds with
+ *      today's toolchain differ; not a sign of tampering)
  */
 import { RbqError } from '../protocol/index.js'
 
 export const EXIT_OK = 0
 export const EXIT_NEGATIVE = 1
 export const EXIT_USAGE = 2
+export const EXIT_UNREPRODUCIBLE = 3
+
+/** Exit code of a verdict (`verify`, `verdict`): 0 reproduced, 3 unreproducible, 1 any other. */
+export function verdictExitCode(status: string): number {
+  return status === 'reproduced' ? EXIT_OK : status === 'unreproducible' ? EXIT_UNREPRODUCIBLE : EXIT_NEGATIVE
+}
 
 /** Thrown by commands to end with a given code after printing `message` to stderr. */
 export class CliExit extends Error {

@@ -1,8 +1,8 @@
 /**
  * `rbq verdict`: the verdict for one file, offline, from a policy file and a JSONL file of frames
  * (any mix of attestations, delegations and equivocation proofs), with the node's own engine.
- * Exit 0 reproduced; 1 any other verdict (the verdict and its reason on one line); 2 usage or
- * input errors. A line that is not a valid canonical frame is an input error naming its line
+ * Exit 0 reproduced; 3 unreproducible; 1 any other verdict (the verdict and its reason on one
+ * line); 2 usage or input errors. A line that is not a valid canonical frame is an input error naming its line
  * number (fail closed: a damaged evidence file must not silently yield a verdict); blank lines
  * are skipped and a trailing CR is tolerated.
  */
@@ -11,7 +11,7 @@ import type { Command } from 'commander'
 import { ConsensusState } from '../../node/consensus/index.js'
 import { readPolicyFile } from '../../node/trust/policy-file.js'
 import { decodeFrame, MAX_FRAME_BYTES, RbqError, type VerifiedFrame } from '../../protocol/index.js'
-import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
+import { CliExit, EXIT_OK, printJson, verdictExitCode } from '../exit.js'
 import { parseDateOption, parsePurlOption, parseSha256Option } from '../options.js'
 
 interface VerdictOptions {
@@ -84,7 +84,7 @@ export async function readFramesJsonl(path: string): Promise<VerifiedFrame[]> {
 export function registerVerdict(program: Command): void {
   program
     .command('verdict')
-    .description('compute the verdict for one file offline, from a policy file and a file of frames (one JSON frame per line)')
+    .description('compute the verdict for one file offline, from a policy file and a file of frames (one JSON frame per line); exit 0 reproduced, 3 unreproducible, 1 any other verdict, 2 usage/input error')
     .requiredOption('--policy <file>', 'trust policy (TOML)')
     .requiredOption('--from <file>', 'frames, one canonical JSON frame per line: attestations, delegations, equivocation proofs')
     .requiredOption('--sha256 <digest>', 'SHA-256 of the file in hand', parseSha256Option)
@@ -106,6 +106,7 @@ export function registerVerdict(program: Command): void {
       for (const d of state.trust.diagnostics) process.stderr.write(`rbq: warning: ${d.message}\n`)
       if (opts.json) printJson(verdict)
       else process.stdout.write(`${verdict.status}: ${verdict.reason}\n`)
-      if (verdict.status !== 'reproduced') throw new CliExit(EXIT_NEGATIVE)
+      const code = verdictExitCode(verdict.status)
+      if (code !== EXIT_OK) throw new CliExit(code)
     })
 }

@@ -1,11 +1,13 @@
 /**
  * `rbq verify FILE|SHA256 [--package PURL] [--artifact NAME]`: asks the local node whether this
- * exact file meets your policy. Exit 0 reproduced; 1 any other verdict, with its reason on one
- * line; 2 usage or I/O error (missing file, node not running).
+ * exact file meets your policy. Exit 0 reproduced; 3 unreproducible (the archive published it,
+ * rebuilds with today's toolchain differ: not a sign of tampering); 1 any other verdict, with its
+ * reason on one line; 2 usage or I/O error (missing file, node not running).
  *
  * For a .deb without --package, the source package and artifact name come from its control
  * fields (`dpkg-deb --field`, node/apt/deb-file.ts), as the apt gate names them. Without a
- * package, the node finds the (package, artifact) pairs attested with the file's digest.
+ * package, the node finds the (package, artifact) pairs where builders rebuilt the file's digest
+ * or saw the archive publish it.
  */
 import { promises as fs } from 'node:fs'
 import { basename, resolve } from 'node:path'
@@ -13,7 +15,7 @@ import type { Command } from 'commander'
 import type { ApiClient } from '../../node/api/client.js'
 import type { VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
-import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
+import { CliExit, EXIT_OK, printJson, verdictExitCode } from '../exit.js'
 import { parsePurlOption } from '../options.js'
 import { withNode, withNodeOptions, type NodeOptions } from './status.js'
 
@@ -98,7 +100,7 @@ export function registerVerify(program: Command): void {
   withNodeOptions(
     program
       .command('verify')
-      .description('does this exact file meet your policy? exit 0 reproduced, 1 any other verdict (reason on one line), 2 usage/IO error')
+      .description('does this exact file meet your policy? exit 0 reproduced, 3 unreproducible (not reproducible with today\'s toolchain, not tampering), 1 any other verdict (reason on one line), 2 usage/IO error')
       .argument('<file-or-sha256>', 'the file (e.g. a .deb) or its SHA-256')
       .option('--package <purl>', 'the source package it was built from, e.g. pkg:deb/debian/hello@2.10-3?arch=source (default for a .deb: from its control fields)', parsePurlOption)
       .option('--artifact <name>', 'its artifact name (default: the file name; for a .deb: <package>_<version>_<arch>.deb)')
@@ -119,6 +121,7 @@ export function registerVerify(program: Command): void {
       if (opts.json) printJson(result)
       else process.stdout.write(`${result.status}: ${result.reason}\n`)
       if (hint !== undefined) process.stderr.write(hint + '\n')
-      if (result.status !== 'reproduced') throw new CliExit(EXIT_NEGATIVE)
+      const code = verdictExitCode(result.status)
+      if (code !== EXIT_OK) throw new CliExit(code)
     })
 }
