@@ -4,6 +4,7 @@
  */
 import { checkPattern, RbqError } from '../../protocol/index.js'
 import { expandPath, TableReader } from '../config-reader.js'
+import { DEFAULT_BUILDINFO_SOURCES, DEFAULT_EXACT_REPOSITORIES } from './debian/faithful.js'
 
 export interface RebuildConfig {
   /** Run the rebuild pipeline at all (API rebuild requests need it too). */
@@ -19,8 +20,19 @@ export interface RebuildConfig {
   /** Directory of *.toml recipes (second feed); undefined = none. */
   recipesDir: string | undefined
   requireNetworkIsolation: boolean
-  /** cacheDir: archive indexes, pool files, build root (default `<data>/cache/debian`; shareable). */
-  debian: { sources: string[]; mirror: string | undefined; suite: string | undefined; cacheDir: string | undefined }
+  /**
+   * cacheDir: archive indexes, pool files, build root (default `<data>/cache/debian`; shareable).
+   * buildinfoSources / exactRepositories: faithful rebuilds (debian/faithful.ts); an empty
+   * buildinfoSources turns them off.
+   */
+  debian: {
+    sources: string[]
+    mirror: string | undefined
+    suite: string | undefined
+    cacheDir: string | undefined
+    buildinfoSources: string[]
+    exactRepositories: string[]
+  }
 }
 
 export const DEFAULT_REBUILD_CONFIG_TOML = `[rebuild]
@@ -49,6 +61,13 @@ sources = []
 # Archive indexes, pool files and the ~0.5 GB build root. Unset: <data dir>/cache/debian.
 # Nodes on one machine may share one.
 # cache_dir = "/var/cache/rbq"
+# Faithful rebuilds: where the official .buildinfo of a build is looked for, in order: URL
+# templates ({prefix} {source} {version} {arch}; http(s) or file:) or local directories of
+# <source>_<version>_<arch>.buildinfo files. [] = always rebuild with today's archive.
+# buildinfo_sources = ["https://buildinfos.debian.net/buildinfo-pool/{prefix}/{source}/{source}_{version}_{arch}.buildinfo"]
+# apt lines offering the exact versions it lists ({build_date} = its Build-Date, {suite});
+# any apt repository works, file: ones too. When a version is missing, the rebuild is "current".
+# exact_repositories = ["deb [check-valid-until=no] https://snapshot.debian.org/archive/debian/{build_date}/ unstable main"]
 `
 
 /** Reads the `[rebuild]` table; `reader` is node/config.ts's reader for that section. */
@@ -66,7 +85,11 @@ export function readRebuildConfig(t: TableReader, baseDir: string): RebuildConfi
     sources: d.strings('sources', []),
     mirror: d.string('mirror', undefined),
     suite: d.string('suite', undefined),
-    cacheDir: path(d.string('cache_dir', undefined))
+    cacheDir: path(d.string('cache_dir', undefined)),
+    buildinfoSources: d
+      .strings('buildinfo_sources', DEFAULT_BUILDINFO_SOURCES, checkBuildinfoSource)
+      .map((s) => (/^(https?|file):/.test(s) ? s : expandPath(s, baseDir))),
+    exactRepositories: d.strings('exact_repositories', DEFAULT_EXACT_REPOSITORIES, checkAptLine)
   }
   d.done()
   const config: RebuildConfig = {
@@ -83,6 +106,22 @@ export function readRebuildConfig(t: TableReader, baseDir: string): RebuildConfi
   }
   t.done()
   return config
+}
+
+function checkBuildinfoSource(s: string, field: string): void {
+  if (/^[a-z][a-z0-9+.-]*:/.test(s) && !/^(https?|file):/.test(s)) {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: ${s}: expected an http(s):// or file: URL template, or a directory`, { field })
+  }
+  if (/^https?:/.test(s) && !s.includes('{version}')) {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: ${s}: a URL template needs {version} (and {source}, {arch})`, { field })
+  }
+}
+
+/** `deb [options] URI SUITE [COMPONENT...]` (one-line sources.list format). */
+function checkAptLine(s: string, field: string): void {
+  if (!/^deb\s+(\[[^\]]*\]\s+)?(https?|file):\S+\s+\S+/.test(s.trim()) || s.includes('\n')) {
+    throw new RbqError('CONFIG_INVALID', `config ${field}: ${JSON.stringify(s)}: expected an apt line "deb [options] URI SUITE [COMPONENT...]" (http, https or file URI)`, { field })
+  }
 }
 
 /** The same, from a parsed TOML value (tests, tools). */

@@ -197,6 +197,7 @@ export class RebuildPipeline {
         outDir: dir,
         signal,
         timeoutMs: this.init.debianTimeoutMs ?? this.init.jobTimeoutSeconds * 1000,
+        faithful: { buildinfoSources: this.init.debian.buildinfoSources, repositories: this.init.debian.exactRepositories },
         ...(this.init.debian.mirror === undefined ? {} : { mirror: this.init.debian.mirror }),
         ...(this.init.debian.suite === undefined ? {} : { suite: this.init.debian.suite })
       }

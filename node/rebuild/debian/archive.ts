@@ -281,7 +281,14 @@ export class DebianArchive {
       const local = join(this.cacheDir, 'indexes', `${expected.sha256}${flavour}`)
       const byHash = path.replace(/[^/]+$/, `by-hash/SHA256/${expected.sha256}`)
       const dists = `${location.mirror}/dists/${location.suite}`
-      await downloadVerified(`${dists}/${release.acquireByHash ? byHash : path}`, local, expected, signal)
+      try {
+        await downloadVerified(`${dists}/${release.acquireByHash ? byHash : path}`, local, expected, signal)
+      } catch (e) {
+        // Like apt: a by-hash file a mirror lacks (seen for debian-installer on the security
+        // archive) is fetched by its plain name; the signed digest is checked either way.
+        if (!(release.acquireByHash && e instanceof RbqError && e.code === 'DOWNLOAD_FAILED')) throw e
+        await downloadVerified(`${dists}/${path}`, local, expected, signal)
+      }
       return indexBy((await decompress(local, signal)).toString('utf8'), keyOf)
     })()
     parsedIndexes.set(expected.sha256, load)

@@ -131,8 +131,27 @@ describe('rebuildConfigFromToml', () => {
       pollIntervalSeconds: 3600,
       recipesDir: undefined,
       requireNetworkIsolation: false,
-      debian: { sources: [], mirror: undefined, suite: undefined, cacheDir: undefined }
+      debian: {
+        sources: [],
+        mirror: undefined,
+        suite: undefined,
+        cacheDir: undefined,
+        buildinfoSources: ['https://buildinfos.debian.net/buildinfo-pool/{prefix}/{source}/{source}_{version}_{arch}.buildinfo'],
+        exactRepositories: [
+          'deb [check-valid-until=no] https://snapshot.debian.org/archive/debian/{build_date}/ unstable main',
+          'deb [check-valid-until=no] https://snapshot.debian.org/archive/debian/{build_date}/ {suite} main'
+        ]
+      }
     })
+    expect(
+      rebuildConfigFromToml({ debian: { buildinfo_sources: ['buildinfos', 'file:///srv/bi/{source}_{version}_{arch}.buildinfo'], exact_repositories: ['deb [trusted=yes] file:/srv/repo ./'] } }, '/etc/rbq').debian
+    ).toMatchObject({ buildinfoSources: ['/etc/rbq/buildinfos', 'file:///srv/bi/{source}_{version}_{arch}.buildinfo'], exactRepositories: ['deb [trusted=yes] file:/srv/repo ./'] })
+    expect(() => rebuildConfigFromToml({ debian: { exact_repositories: ['http://x/debian sid main'] } }, '/')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.debian.exact_repositories[0]' })
+    )
+    expect(() => rebuildConfigFromToml({ debian: { buildinfo_sources: ['ftp://x/{version}'] } }, '/')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.debian.buildinfo_sources[0]' })
+    )
     expect(rebuildConfigFromToml({ recipes_dir: 'recipes', debian: { sources: ['hello'] } }, '/etc/rbq')).toMatchObject({
       recipesDir: '/etc/rbq/recipes',
       debian: { sources: ['hello'] }
