@@ -11,6 +11,7 @@
 import { promises as fs } from 'node:fs'
 import { resolve } from 'node:path'
 import { type Command } from 'commander'
+import type { ApiClient } from '../../node/api/client.js'
 import type { TrustExplanation } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
 import type { Policy, TrustRoot } from '../../node/consensus/policy.js'
@@ -63,27 +64,23 @@ async function readEditable(file: string): Promise<Editable> {
   return { file, exists: text !== undefined, settings, roots, table }
 }
 
-/**
- * Validates `table` with `roots` through policyFromObject, except for the threshold-vs-roots
- * check (validated as `count = "key"`, then the real count restored).
- */
+/** Validates `table` with `roots` through policyFromObject, except for the threshold-vs-roots check. */
 async function validate(file: string, table: Record<string, unknown>, roots: unknown[], text?: string): Promise<{ settings: Omit<Policy, 'roots'>; roots: TrustRoot[] }> {
-  const { policyFromObject, lineOfField, COUNT_MODES } = await import('../../node/consensus/policy.js')
+  const { policyFromObject, lineOfField } = await import('../../node/consensus/policy.js')
   const locate = (field: string) => {
     const line = text === undefined ? undefined : lineOfField(text, field)
     return line === undefined ? `${file}: ` : `${file}:${line}: `
   }
-  const count = table.count ?? 'party'
-  if (!(COUNT_MODES as readonly unknown[]).includes(count)) throw new RbqError('POLICY_INVALID', `${locate('count')}count: expected "party" or "key"`, { field: 'count' })
+  const relaxed = { requireReachableThreshold: false }
   if (roots.length === 0) {
     // Nothing to validate roots against yet: check the settings with a stand-in root.
     const { generateSigningKey } = await import('../../protocol/keys.js')
     const standIn = { name: 'stand-in', key: generateSigningKey().publicKey.text }
-    const p = policyFromObject({ ...table, count: 'key', root: [standIn] }, file, locate)
-    return { settings: { threshold: p.threshold, count: count as Policy['count'], maxDissent: p.maxDissent, maxDepth: p.maxDepth }, roots: [] }
+    const p = policyFromObject({ ...table, root: [standIn] }, file, locate, relaxed)
+    return { settings: { threshold: p.threshold, count: p.count, maxDissent: p.maxDissent, maxDepth: p.maxDepth }, roots: [] }
   }
-  const p = policyFromObject({ ...table, count: 'key', root: roots }, file, locate)
-  return { settings: { threshold: p.threshold, count: count as Policy['count'], maxDissent: p.maxDissent, maxDepth: p.maxDepth }, roots: [...p.roots] }
+  const p = policyFromObject({ ...table, root: roots }, file, locate, relaxed)
+  return { settings: { threshold: p.threshold, count: p.count, maxDissent: p.maxDissent, maxDepth: p.maxDepth }, roots: [...p.roots] }
 }
 
 async function write(e: Editable, roots: readonly TrustRoot[]): Promise<void> {
@@ -106,6 +103,21 @@ function shortfall(settings: Omit<Policy, 'roots'>, roots: readonly TrustRoot[])
 
 function rootJson(r: TrustRoot) {
   return { name: r.name, key: r.key.text, keyid: r.key.keyid, scope: [...r.scope] }
+}
+
+/** Why the policy (the node's, or the text given) cannot give verdicts, e.g. a threshold no set of roots can meet. */
+async function policyProblem(client: ApiClient, policyText: string | undefined): Promise<string | undefined> {
+  if (policyText === undefined) {
+    const { policy } = await client.status()
+    return policy.loaded ? undefined : policy.error
+  }
+  const { parsePolicy } = await import('../../node/consensus/policy.js')
+  try {
+    parsePolicy(policyText, 'policy')
+    return undefined
+  } catch (e) {
+    return e instanceof RbqError ? e.message : String(e)
+  }
 }
 
 function formatExplanation(x: TrustExplanation): string {
@@ -212,9 +224,14 @@ export function registerTrust(program: Command): void {
         const { readFileBounded } = await import('../../node/files.js')
         policy = Buffer.from(await readFileBounded(resolve(opts.policy), 128 * 1024, 'policy file')).toString('utf8')
       }
-      const x = await withNode(opts, (c) => c.explainTrust(key, { ...(opts.package === undefined ? {} : { package: opts.package }), ...(policy === undefined ? {} : { policy }) }))
+      const { x, unusable } = await withNode(opts, async (c) => ({
+        x: await c.explainTrust(key, { ...(opts.package === undefined ? {} : { package: opts.package }), ...(policy === undefined ? {} : { policy }) }),
+        unusable: await policyProblem(c, policy)
+      }))
       if (opts.json) printJson(x)
       else process.stdout.write(formatExplanation(x))
+      // The chain is explained from the roots alone; say when the policy cannot give verdicts yet.
+      if (unusable !== undefined && !opts.json) process.stderr.write(`rbq: note: this policy gives no verdicts yet: ${unusable}\n`)
       if (!x.trusted) throw new CliExit(EXIT_NEGATIVE)
     })
 }

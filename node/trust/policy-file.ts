@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { API_MAX_POLICY_BYTES } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/index.js'
-import { parsePolicy, type Policy } from '../consensus/policy.js'
+import { parsePolicy, type Policy, type PolicyParseOptions } from '../consensus/policy.js'
 import { readFileBounded } from '../files.js'
 
 export const POLICY_FILE_NAME = 'policy.toml'
@@ -18,19 +18,26 @@ export function policyPath(dataDir: string): string {
 
 export type PolicyState =
   | { readonly file: string; readonly generation: number; readonly policy: Policy; readonly error?: undefined }
-  | { readonly file: string; readonly generation: number; readonly policy?: undefined; readonly error: RbqError }
+  | {
+      readonly file: string
+      readonly generation: number
+      readonly policy?: undefined
+      readonly error: RbqError
+      /** The file parsed without the threshold check, when that is its only problem: enough to explain chains. */
+      readonly explainable?: Policy
+    }
 
 /** Parses policy text from an API request, naming `policy` as the source in line references. */
-export function parseRequestPolicy(text: string): Policy {
+export function parseRequestPolicy(text: string, options: PolicyParseOptions = {}): Policy {
   try {
-    return parsePolicy(text, 'policy')
+    return parsePolicy(text, 'policy', options)
   } catch (e) {
     if (e instanceof RbqError) throw new RbqError(e.code, e.message, { field: 'policy', cause: e })
     throw e
   }
 }
 
-export async function readPolicyFile(file: string): Promise<Policy> {
+export async function readPolicyFile(file: string, options: PolicyParseOptions = {}): Promise<Policy> {
   const bytes = await readFileBounded(file, API_MAX_POLICY_BYTES, 'policy file')
   let text: string
   try {
@@ -38,7 +45,7 @@ export async function readPolicyFile(file: string): Promise<Policy> {
   } catch {
     throw new RbqError('POLICY_INVALID', `${file}: not valid UTF-8`)
   }
-  return parsePolicy(text, file)
+  return parsePolicy(text, file, options)
 }
 
 export class PolicyFile {
@@ -75,7 +82,8 @@ export class PolicyFile {
           : e instanceof RbqError
             ? e
             : new RbqError('POLICY_INVALID', `${this.file}: ${(e as Error).message}`, { cause: e })
-      this.state = { file: this.file, generation, error }
+      const explainable = await readPolicyFile(this.file, { requireReachableThreshold: false }).catch(() => undefined)
+      this.state = { file: this.file, generation, error, ...(explainable === undefined ? {} : { explainable }) }
     }
     this.stamp = stamp
     return this.state
