@@ -493,6 +493,8 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
   })
 
   const unit = (n: number) => (policy.count === 'party' ? (n === 1 ? 'party' : 'parties') : n === 1 ? 'key' : 'keys')
+  /** "1 party contradicts", "2 parties contradict". */
+  const contradict = (n: number) => (n === 1 ? 'contradicts' : 'contradict')
   const names = (pk: readonly PartyKey[]) => [...new Set(pk.map((x) => (policy.count === 'party' ? x.party : `${x.party}/${short(x.keyid)}`)))].join(', ')
   const tagList = [...tags].sort()
   const tagText = tagList.length > 0 ? ` (${tagList.join(', ')})` : ''
@@ -511,14 +513,14 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     }
   } else if (S >= k && C >= k) {
     status = 'conflict'
-    reason = `trusted ${unit(2)} disagree: ${S} rebuilt ${short(q.sha256)} and ${C} contradict it, each reaching the threshold ${k}`
+    reason = `trusted ${unit(2)} disagree: ${S} rebuilt ${short(q.sha256)} and ${C} ${contradict(C)} it, each reaching the threshold ${k}`
   } else if (S >= k) {
     if (C <= m) {
       status = 'reproduced'
       reason = `${S} ${unit(S)} rebuilt ${short(q.sha256)} (${names(support)}; ${k} needed)` + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote
     } else {
       status = 'conflict'
-      reason = `${S} ${unit(S)} rebuilt ${short(q.sha256)} but ${C} ${unit(C)} contradict it (${tolerance})`
+      reason = `${S} ${unit(S)} rebuilt ${short(q.sha256)} but ${C} ${unit(C)} ${contradict(C)} it (${tolerance})`
     }
   } else if (C >= k) {
     const why = contradictionText(q, contradictions, count, unit)
@@ -531,7 +533,7 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     }
   } else if (C > m) {
     status = 'conflict'
-    reason = `${C} ${unit(C)} contradict ${short(q.sha256)} (${tolerance}); ${S} of ${k} rebuilt it`
+    reason = `${C} ${unit(C)} ${contradict(C)} ${short(q.sha256)} (${tolerance}); ${S} of ${k} rebuilt it`
   } else if (D >= k) {
     status = 'unreproducible'
     const xs = byStance.drift.map((c) => claims.find((r) => r.keyid === c.keyid)!.sha256)
