@@ -8,6 +8,10 @@
  *              otherwise names each package and its verdict on stderr and exits 1, which makes
  *              apt abort before dpkg touches anything. `--warn-only` reports and exits 0.
  *              A node that does not answer refuses the installation (fail closed).
+ *
+ * Per-status settings (install and run): `--unreproducible`, `--insufficient`, `--unknown`,
+ * `--failed` each take `refuse` (default), `warn` (install, with a warning) or `allow`;
+ * `mismatch` and `conflict` are always refused. `install` writes them into the hook command.
  */
 import { realpathSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -22,6 +26,11 @@ const MAX_HOOK_INPUT_BYTES = 16 * 1024 * 1024
 interface HookOptions extends NodeOptions {
   warnOnly?: boolean
   policy?: string
+  /** Per-status gate settings (node/apt/gate.ts GATED_STATUSES), checked in the action. */
+  unreproducible?: string
+  insufficient?: string
+  unknown?: string
+  failed?: string
   /** Where the gate is installed: `run` names it in the uninstall command it suggests. */
   aptConfDir?: string
 }
@@ -58,21 +67,35 @@ function runArgsOf(opts: HookOptions): string[] {
   ]
 }
 
+/** The per-status options, on `install` and `run` alike. */
+function withGateOptions(command: Command): Command {
+  const what = (status: string) => `what to do with ${status} files: refuse (default), warn (install with a warning) or allow`
+  return command
+    .option('--unreproducible <action>', what('unreproducible (archive files that rebuild differently with today\'s toolchain; not tampering)'))
+    .option('--insufficient <action>', what('insufficient (fewer than k parties)'))
+    .option('--unknown <action>', what('unknown (no trusted statement)'))
+    .option('--failed <action>', what('failed (trusted builders only report build failures)'))
+}
+
 export function registerAptHook(program: Command): void {
   const hook = program.command('apt-hook').description('gate apt installations on your rebuild policy (DPkg::Pre-Install-Pkgs)')
 
   withNodeOptions(
-    hook
+    withGateOptions(hook
       .command('install')
       .description('write the apt configuration that runs `rbq apt-hook run` before every installation')
-      .option('--warn-only', 'report packages that do not meet the policy but install them anyway')
+      .option('--warn-only', 'report packages that do not meet the policy but install them anyway'))
       .option('--policy <file>', 'judge with this policy file instead of the node\'s')
       .option('--apt-conf-dir <dir>', 'apt configuration directory (default /etc/apt/apt.conf.d; for chroots and tests)')
       .option('--json', 'print the result as JSON')
   ).action(async (opts: HookOptions & { json?: boolean }) => {
-    const { installAptHook, uninstallCommand, DEFAULT_APT_CONF_DIR } = await import('../../node/apt/apt-conf.js')
+    const [{ installAptHook, uninstallCommand, DEFAULT_APT_CONF_DIR }, { gatePolicyOf, gatePolicyArgs, describeGatePolicy }] = await Promise.all([
+      import('../../node/apt/apt-conf.js'),
+      import('../../node/apt/gate.js')
+    ])
     if (opts.policy !== undefined) await readPolicy(opts.policy) // fail now, not at the next apt run
-    const settings = { rbq: selfArgv(), warnOnly: opts.warnOnly === true, runArgs: runArgsOf(opts) }
+    const gate = gatePolicyOf(opts)
+    const settings = { rbq: selfArgv(), warnOnly: opts.warnOnly === true, runArgs: [...runArgsOf(opts), ...gatePolicyArgs(gate)] }
     const { path, replaced } = await installAptHook(settings, opts.aptConfDir ?? DEFAULT_APT_CONF_DIR)
     // A gate in front of a stopped node refuses everything: say so now rather than at apt time.
     const client = await nodeClient(opts)
@@ -84,8 +107,8 @@ export function registerAptHook(program: Command): void {
         throw e
       }
     )
-    if (opts.json) return printJson({ path, replaced, warnOnly: settings.warnOnly, api, nodeRunning: running })
-    const mode = settings.warnOnly ? 'warn only: refusals are reported, installations go ahead' : 'enforce: apt aborts on anything not reproduced'
+    if (opts.json) return printJson({ path, replaced, warnOnly: settings.warnOnly, gate, api, nodeRunning: running })
+    const mode = settings.warnOnly ? 'warn only: refusals are reported, installations go ahead' : `enforce: apt ${describeGatePolicy(gate)}`
     process.stdout.write(`${replaced ? 'updated' : 'wrote'} ${path}\n  apt now asks the node at ${api} before installing packages (${mode}).\n  undo: ${uninstallCommand(opts.aptConfDir === undefined ? undefined : resolve(opts.aptConfDir))}\n`)
     if (!running) {
       const start = opts.data === undefined ? 'rbq node start' : `rbq node start --data ${opts.data}`
@@ -106,24 +129,29 @@ export function registerAptHook(program: Command): void {
     })
 
   withNodeOptions(
-    hook
+    withGateOptions(hook
       .command('run')
       .description('judge .deb files (paths on stdin, one per line, as apt passes them; or as arguments): exit 0 when all are reproduced')
       .argument('[deb...]', '.deb files to judge instead of reading stdin')
       .option('--warn-only', 'report but always exit 0')
       .option('--policy <file>', 'judge with this policy file instead of the node\'s')
-      .option('--apt-conf-dir <dir>', 'where the gate is installed (set by `rbq apt-hook install`; named in the uninstall hint)')
+      .option('--apt-conf-dir <dir>', 'where the gate is installed (set by `rbq apt-hook install`; named in the uninstall hint)'))
   ).action(async (debs: string[], opts: HookOptions) => {
-    const [{ judgeDebs, parseHookInput, formatRefusals, formatNodeDown }, { uninstallCommand }] = await Promise.all([import('../../node/apt/gate.js'), import('../../node/apt/apt-conf.js')])
+    const [{ judgeDebs, parseHookInput, formatRefusals, formatNodeDown, gatePolicyOf, gatePolicyArgs }, { uninstallCommand, shellQuote }] = await Promise.all([
+      import('../../node/apt/gate.js'),
+      import('../../node/apt/apt-conf.js')
+    ])
     const warnOnly = opts.warnOnly === true
     const uninstall = uninstallCommand(opts.aptConfDir === undefined ? undefined : resolve(opts.aptConfDir))
     let decision
+    let gate
     try {
+      gate = gatePolicyOf(opts)
       const paths = debs.length > 0 ? debs : parseHookInput(await readStdin(MAX_HOOK_INPUT_BYTES))
       if (paths.length === 0) return
       const policy = await readPolicy(opts.policy)
       const client = await nodeClient(opts)
-      decision = await judgeDebs(paths, (queries) => client.verdicts(queries, policy === undefined ? {} : { policy }))
+      decision = await judgeDebs(paths, (queries) => client.verdicts(queries, policy === undefined ? {} : { policy }), gate)
     } catch (e) {
       if (e instanceof RbqError && e.code === 'API_UNAVAILABLE') {
         const start = opts.data === undefined ? 'rbq node start' : `rbq node start --data ${resolve(opts.data)}`
@@ -138,8 +166,9 @@ export function registerAptHook(program: Command): void {
       process.stderr.write(`rbq: warning: packages were NOT checked (warn-only mode: installing anyway): ${why}\n`)
       return
     }
-    if (decision.allowed) return // no UI except errors
-    process.stderr.write(formatRefusals(decision, warnOnly, uninstall))
-    if (!warnOnly) throw new CliExit(EXIT_NEGATIVE)
+    // The command that installed this gate, without the setting the hint proposes to change.
+    const install = ['rbq apt-hook install', ...[...runArgsOf(opts), ...gatePolicyArgs({ ...gate, unreproducible: 'refuse' })].map(shellQuote)].join(' ')
+    process.stderr.write(formatRefusals(decision, warnOnly, uninstall, install)) // nothing when all are reproduced or allowed
+    if (!decision.allowed && !warnOnly) throw new CliExit(EXIT_NEGATIVE)
   })
 }

@@ -1,7 +1,10 @@
 /**
  * The install gate's decision, separate from I/O on stdin/stderr so it can be tested directly:
  * read the .deb paths apt passes, identify each file, ask the node once for all of them, and
- * allow the installation only when every file is `reproduced` under the verifier's policy.
+ * allow the installation only when every file is `reproduced` under the verifier's policy — or
+ * has a verdict the user chose to allow or only warn about (GatePolicy: `unreproducible`,
+ * `insufficient`, `unknown`, `failed`; each `refuse` by default). `mismatch` and `conflict`
+ * are always refused.
  *
  * Fail closed: a file that cannot be read, a node that does not answer, or an answer that does
  * not fit the question refuses the installation (warn-only mode reports and allows).
@@ -28,6 +31,57 @@ export interface GateDecision {
   allowed: boolean
   entries: GateEntry[]
   refused: GateEntry[]
+  /** Not reproduced, but the gate policy says `warn`: installed, with a warning. */
+  warned: GateEntry[]
+}
+
+/** What the gate does with a file of a given verdict. */
+export const GATE_ACTIONS = ['refuse', 'warn', 'allow'] as const
+export type GateAction = (typeof GATE_ACTIONS)[number]
+
+/**
+ * Verdicts whose handling is the user's setting (`rbq apt-hook install --unreproducible allow`):
+ * `reproduced` is always allowed; `mismatch`, `conflict` and an unreadable file always refused.
+ */
+export const GATED_STATUSES = ['unreproducible', 'insufficient', 'unknown', 'failed'] as const
+export type GatedStatus = (typeof GATED_STATUSES)[number]
+export type GatePolicy = Readonly<Record<GatedStatus, GateAction>>
+
+/** The safe default: refuse everything that is not reproduced. */
+export const DEFAULT_GATE_POLICY: GatePolicy = { unreproducible: 'refuse', insufficient: 'refuse', unknown: 'refuse', failed: 'refuse' }
+
+export function parseGateAction(text: string, option: string): GateAction {
+  if ((GATE_ACTIONS as readonly string[]).includes(text)) return text as GateAction
+  throw new RbqError('USAGE', `${option}: "${text.slice(0, 40)}" is not one of ${GATE_ACTIONS.join(', ')}`)
+}
+
+export function gateActionFor(status: GateEntry['status'], policy: GatePolicy): GateAction {
+  if (status === 'reproduced') return 'allow'
+  return (GATED_STATUSES as readonly string[]).includes(status) ? policy[status as GatedStatus] : 'refuse'
+}
+
+/** `--<status> <action>` for every setting that differs from the default (apt-hook run's arguments). */
+export function gatePolicyArgs(policy: GatePolicy): string[] {
+  return GATED_STATUSES.filter((s) => policy[s] !== DEFAULT_GATE_POLICY[s]).flatMap((s) => [`--${s}`, policy[s]])
+}
+
+/** The gate policy from per-status option values (undefined: the default), checked. */
+export function gatePolicyOf(options: Partial<Record<GatedStatus, string>>): GatePolicy {
+  const policy: Record<GatedStatus, GateAction> = { ...DEFAULT_GATE_POLICY }
+  for (const s of GATED_STATUSES) {
+    const value = options[s]
+    if (value !== undefined) policy[s] = parseGateAction(value, `--${s}`)
+  }
+  return policy
+}
+
+/** One line for humans: what the gate refuses, warns about and allows. */
+export function describeGatePolicy(policy: GatePolicy): string {
+  const by = (a: GateAction) => GATED_STATUSES.filter((s) => policy[s] === a)
+  const refused = ['mismatch', 'conflict', ...by('refuse')]
+  const warned = by('warn')
+  const allowed = ['reproduced', ...by('allow')]
+  return `refuses ${refused.join(', ')}` + (warned.length > 0 ? `; warns about ${warned.join(', ')}` : '') + `; installs ${allowed.join(', ')}`
 }
 
 /**
@@ -45,7 +99,7 @@ export function parseHookInput(text: string): string[] {
 /** Concurrent dpkg-deb + hashing: I/O bound, and the machine is shared. */
 const INSPECT_CONCURRENCY = 4
 
-export async function judgeDebs(paths: readonly string[], lookup: VerdictLookup): Promise<GateDecision> {
+export async function judgeDebs(paths: readonly string[], lookup: VerdictLookup, policy: GatePolicy = DEFAULT_GATE_POLICY): Promise<GateDecision> {
   const entries: GateEntry[] = await mapLimit(paths, INSPECT_CONCURRENCY, async (path) => {
     try {
       const deb = await inspectDeb(path)
@@ -68,32 +122,48 @@ export async function judgeDebs(paths: readonly string[], lookup: VerdictLookup)
       e.reason = r.reason
     })
   }
-  const refused = entries.filter((e) => e.status !== 'reproduced')
-  return { allowed: refused.length === 0, entries, refused }
+  const refused = entries.filter((e) => gateActionFor(e.status, policy) === 'refuse')
+  const warned = entries.filter((e) => gateActionFor(e.status, policy) === 'warn')
+  return { allowed: refused.length === 0, entries, refused, warned }
 }
 
-/** One line per refused file: who, which file, what verdict and why; `uninstall` removes this gate. */
-export function formatRefusals(decision: GateDecision, warnOnly: boolean, uninstall = uninstallCommand()): string {
+/** One line per file: who, which file, what verdict and why. */
+function entryLine(e: GateEntry): string {
+  const who = e.deb === undefined ? e.path : `${displayName(e.deb.control)} (${e.deb.query.artifact}, sha256 ${e.deb.sha256.slice(0, 16)}…)`
+  return `  ${who}: ${e.status}${e.reason ? ` — ${e.reason}` : ''}`
+}
+
+/**
+ * The refused files (and those the gate policy only warns about), one line each; `uninstall`
+ * removes this gate, `install` is the command that installed it (to change a setting). Empty
+ * when there is nothing to say.
+ */
+export function formatRefusals(decision: GateDecision, warnOnly: boolean, uninstall = uninstallCommand(), install = 'rbq apt-hook install'): string {
+  const out: string[] = []
   const n = decision.refused.length
-  const what = n === 1 ? '1 package does' : `${n} packages do`
-  const head = warnOnly
-    ? `rbq: warning: ${what} not meet your rebuild policy (warn-only mode: installing anyway):`
-    : `rbq: refusing the installation: ${what} not meet your rebuild policy:`
-  const lines = decision.refused.map((e) => {
-    const who = e.deb === undefined ? e.path : `${displayName(e.deb.control)} (${e.deb.query.artifact}, sha256 ${e.deb.sha256.slice(0, 16)}…)`
-    return `  ${who}: ${e.status}${e.reason ? ` — ${e.reason}` : ''}`
-  })
-  const first = decision.refused[0]
-  const tail =
-    warnOnly || first === undefined
-      ? []
-      : [
-          'rbq: apt stopped before dpkg changed anything.',
-          `     Details: rbq verify ${first.path}`,
-          ...(first.deb === undefined ? [] : [`     Rebuild it yourself and count as a party: rbq rebuild '${first.deb.query.package}' --publish`]),
-          `     Stop gating installations: ${uninstall}`
-        ]
-  return [head, ...lines, ...tail].join('\n') + '\n'
+  if (n > 0) {
+    const what = n === 1 ? '1 package does' : `${n} packages do`
+    out.push(
+      warnOnly
+        ? `rbq: warning: ${what} not meet your rebuild policy (warn-only mode: installing anyway):`
+        : `rbq: refusing the installation: ${what} not meet your rebuild policy:`,
+      ...decision.refused.map(entryLine)
+    )
+    const first = decision.refused[0]!
+    if (!warnOnly) {
+      out.push('rbq: apt stopped before dpkg changed anything.', `     Details: rbq verify ${first.path}`)
+      if (first.deb !== undefined) out.push(`     Rebuild it yourself and count as a party: rbq rebuild '${first.deb.query.package}' --publish`)
+      if (decision.refused.some((e) => e.status === 'unreproducible')) {
+        out.push(`     "unreproducible" is not a sign of tampering; to install such packages: ${install} --unreproducible warn (or allow)`)
+      }
+      out.push(`     Stop gating installations: ${uninstall}`)
+    }
+  }
+  const w = decision.warned.length
+  if (w > 0) {
+    out.push(`rbq: warning: ${w === 1 ? '1 package is' : `${w} packages are`} not reproduced; installing as your gate settings allow:`, ...decision.warned.map(entryLine))
+  }
+  return out.length === 0 ? '' : out.join('\n') + '\n'
 }
 
 /** What to print when the node does not answer. */

@@ -9,6 +9,10 @@
  *   no node answering                          → refused, saying how to start it
  *   a policy with errors                       → refused, naming the line
  *   warn-only                                  → installed, with the warning
+ *   unreproducible (archive file, rebuilds drift) → refused by default, naming the cause tags and
+ *                                                how to allow it; `--unreproducible warn` installs
+ *                                                with a warning; mismatch stays refused whatever
+ *                                                the settings
  *
  * The throwaway root: apt's state, cache and config dirs and dpkg's --root/--admindir all point
  * into a temp dir (APT_CONFIG), so the host's packages and apt configuration are untouched.
@@ -24,6 +28,7 @@ import { ApiClient } from '../../node/api/client.js'
 import { policyPath } from '../../node/trust/policy-file.js'
 import { formatPolicy } from '../../node/consensus/index.js'
 import { inspectDeb } from '../../node/apt/deb-file.js'
+import { sha256Hex } from '../../protocol/index.js'
 import { attest, key, policy } from '../unit/node/consensus/fixtures.js'
 import { RBQ_BIN, runRbq } from '../utils/cli.js'
 import { hasDpkgDeb, makeDeb, tamperedCopy } from '../utils/make-deb.js'
@@ -151,6 +156,44 @@ describe.skipIf(reason !== undefined)('apt gate with the real apt-get', () => {
     expect(r.status, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/warning: 1 package does not meet.*\n.*rbq-warned.*unknown/)
     expect(installed('rbq-warned')).toBe(true)
+  })
+
+  it('per-status settings: unreproducible is refused by default with its cause tags, installed with --unreproducible warn; mismatch always refused', async () => {
+    const deb = makeDeb(join(dir, 'debs'), { package: 'rbq-drifted', version: '1.0-1' })
+    const { query } = await inspectDeb(deb)
+    // a and b saw the archive publish this very file; their rebuilds with today's toolchain differ.
+    const frames = [A, B].map(
+      (k, i) =>
+        attest(k, {
+          seq: 2,
+          pkg: query.package,
+          artifact: query.artifact,
+          sha256: sha256Hex(`today's rebuild ${i}`),
+          outcome: 'mismatch',
+          upstream: query.sha256,
+          diff: { tags: ['build-id'], summary: 'ELF build-id differs' }
+        }).bytes
+    )
+    const stored = await new ApiClient({ dataDir: join(dir, 'data') }).submitFrames(frames)
+    expect(stored.map((s) => s.status)).toEqual(['stored', 'stored'])
+
+    await hookInstall()
+    const refused = await aptInstall(deb)
+    expect(refused.status).not.toBe(0)
+    expect(refused.stderr).toMatch(/rbq-drifted:all 1\.0-1 .*: unreproducible — not reproducible with today's toolchain: 2 parties rebuilt other bytes \(build-id\); the archive published this file; not a sign of tampering/)
+    expect(refused.stderr).toMatch(/to install such packages: rbq apt-hook install .*--unreproducible warn \(or allow\)/)
+    expect(installed('rbq-drifted')).toBe(false)
+
+    await hookInstall('--unreproducible', 'warn', '--unknown', 'allow')
+    expect(await readFile(join(env.confDir, '80rbq'), 'utf8')).toContain('--unreproducible warn --unknown allow')
+    const warned = await aptInstall(deb)
+    expect(warned.status, warned.stderr).toBe(0)
+    expect(warned.stderr).toMatch(/rbq: warning: 1 package is not reproduced; installing as your gate settings allow:\n  rbq-drifted:all 1\.0-1 .*: unreproducible/)
+    expect(installed('rbq-drifted')).toBe(true)
+    // allowing unknown files does not let a tampered copy through
+    const tamperedRun = await aptInstall(tampered, '--reinstall')
+    expect(tamperedRun.status).not.toBe(0)
+    expect(tamperedRun.stderr).toMatch(/rbq-good:all 1\.0-1 .*: mismatch/)
   })
 
   it('refuses everything when no node answers, saying how to start it', async () => {

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { formatNodeDown, formatRefusals, judgeDebs, parseHookInput, type VerdictLookup } from '../../../../node/apt/gate.js'
+import { DEFAULT_GATE_POLICY, describeGatePolicy, formatNodeDown, formatRefusals, gatePolicyArgs, gatePolicyOf, judgeDebs, parseHookInput, type VerdictLookup } from '../../../../node/apt/gate.js'
 import { inspectDeb } from '../../../../node/apt/deb-file.js'
 import type { VerdictQuery, VerdictResult } from '../../../../protocol/api.js'
 import { isRbqError } from '../../../../protocol/index.js'
@@ -48,6 +48,33 @@ describe.skipIf(!hasDpkgDeb())('apt gate decision', () => {
     expect(formatRefusals(refused, true)).toContain('warn-only')
   })
 
+  it('per-status settings: refuse by default; warn and allow as set; mismatch and conflict always refused', async () => {
+    const paths = ['rbq-u', 'rbq-i', 'rbq-m', 'rbq-c'].map((p) => makeDeb(dir, { package: p, version: '1.0' }))
+    const ds = await Promise.all(paths.map((p) => inspectDeb(p)))
+    const table = { [ds[0]!.sha256]: 'unreproducible', [ds[1]!.sha256]: 'insufficient', [ds[2]!.sha256]: 'mismatch', [ds[3]!.sha256]: 'conflict' } as const
+    const strict = await judgeDebs(paths.slice(0, 2), tableLookup(table))
+    expect(strict.refused.map((e) => e.status)).toEqual(['unreproducible', 'insufficient'])
+    expect(formatRefusals(strict, false, 'rbq apt-hook uninstall', 'rbq apt-hook install --data /d')).toContain(
+      '"unreproducible" is not a sign of tampering; to install such packages: rbq apt-hook install --data /d --unreproducible warn (or allow)'
+    )
+
+    const lenient = gatePolicyOf({ unreproducible: 'warn', insufficient: 'allow', unknown: 'allow', failed: 'allow' })
+    const d = await judgeDebs(paths, tableLookup(table), lenient)
+    expect(d.allowed).toBe(false)
+    expect(d.refused.map((e) => e.status)).toEqual(['mismatch', 'conflict'])
+    expect(d.warned.map((e) => e.status)).toEqual(['unreproducible'])
+    const text = formatRefusals(d, false)
+    expect(text).toMatch(/refusing the installation: 2 packages do not meet/)
+    expect(text).toMatch(/warning: 1 package is not reproduced; installing as your gate settings allow:\n  rbq-u:all 1\.0 .*: unreproducible/)
+    expect(text).not.toContain('not a sign of tampering; to install')
+
+    const onlyWarned = await judgeDebs(paths.slice(0, 2), tableLookup(table), lenient)
+    expect(onlyWarned.allowed).toBe(true)
+    expect(formatRefusals(onlyWarned, false)).toMatch(/^rbq: warning: 1 package is not reproduced/)
+    const ok = await judgeDebs(paths.slice(1, 2), tableLookup(table), lenient)
+    expect(formatRefusals(ok, false)).toBe('')
+  })
+
   it('a tampered copy has another digest and is judged on its own', async () => {
     const a = makeDeb(dir, { package: 'rbq-a', version: '1.0' })
     const good = await inspectDeb(a)
@@ -70,6 +97,17 @@ describe.skipIf(!hasDpkgDeb())('apt gate decision', () => {
   it('refuses an answer that does not fit the question', async () => {
     const a = makeDeb(dir, { package: 'rbq-a', version: '1.0' })
     await expect(judgeDebs([a], async () => [])).rejects.toSatisfy((e) => isRbqError(e, 'API_ERROR'))
+  })
+})
+
+describe('gate settings', () => {
+  it('parses, describes and writes back only what differs from the default', () => {
+    expect(gatePolicyOf({})).toEqual(DEFAULT_GATE_POLICY)
+    const p = gatePolicyOf({ unreproducible: 'allow', unknown: 'warn' })
+    expect(gatePolicyArgs(p)).toEqual(['--unreproducible', 'allow', '--unknown', 'warn'])
+    expect(gatePolicyArgs(DEFAULT_GATE_POLICY)).toEqual([])
+    expect(describeGatePolicy(p)).toBe('refuses mismatch, conflict, insufficient, failed; warns about unknown; installs reproduced, unreproducible')
+    expect(() => gatePolicyOf({ failed: 'ignore' })).toThrow(/--failed: "ignore" is not one of refuse, warn, allow/)
   })
 })
 
