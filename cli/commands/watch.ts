@@ -21,10 +21,21 @@ interface WatchOptions extends NodeOptions {
 /** Pause before resuming a dropped stream (grows to 30 s while the node stays away). */
 const RETRY_MS = [500, 1000, 2000, 5000, 10_000, 30_000]
 
-function formatVerdictEvent(e: VerdictEvent): string {
+/**
+ * What a change means: `mismatch` is the tampering alarm (`!!`); leaving `reproduced` for
+ * anything else but `unreproducible` is worth attention (`!!`); `reproduced → unreproducible`
+ * is toolchain drift (a note, not an alarm).
+ */
+function changeNote(e: VerdictEvent): string {
+  if (e.to === 'mismatch' && e.from !== 'mismatch') return '  !! TAMPERING ALARM: this file is not what trusted parties rebuilt or saw published'
+  if (e.from !== 'reproduced' || e.to === 'reproduced') return ''
+  if (e.to === 'unreproducible') return "  (was reproducible, now is not with today's toolchain; not a sign of tampering)"
+  return '  !! was reproducible, now is not'
+}
+
+export function formatVerdictEvent(e: VerdictEvent, at = new Date()): string {
   const change = e.from === e.to ? `${e.to} (evidence changed)` : `${e.from ?? 'new'} → ${e.to}`
-  const alarm = e.from === 'reproduced' && e.to !== 'reproduced' ? '  !! was reproducible, now is not' : ''
-  return `${new Date().toISOString()}  ${e.package} ${e.artifact}  ${change}: ${e.reason}${alarm}\n`
+  return `${at.toISOString()}  ${e.package} ${e.artifact}  ${change}: ${e.reason}${changeNote(e)}\n`
 }
 
 function formatFrameEvent(type: string, e: FrameEvent): string {
@@ -33,7 +44,7 @@ function formatFrameEvent(type: string, e: FrameEvent): string {
 }
 
 function formatWatched(w: WatchedArtifact): string {
-  return `${(w.status ?? 'pending').padEnd(12)} ${w.package} ${w.artifact} ${w.sha256.slice(0, 12)}  ${w.reason ?? ''}\n`
+  return `${(w.status ?? 'pending').padEnd(14)} ${w.package} ${w.artifact} ${w.sha256.slice(0, 12)}  ${w.reason ?? ''}\n`
 }
 
 /** SIGINT/SIGTERM end the watch normally (exit 0). */

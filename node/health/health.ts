@@ -147,7 +147,14 @@ export async function systemHealth(lookup: (queries: VerdictQuery[]) => Promise<
 }
 
 /** Worst first, then by name: what needs attention comes first. */
-const ORDER: HealthStatus[] = ['mismatch', 'conflict', 'failed', 'ambiguous', 'no-digest', 'unknown', 'insufficient', 'reproduced']
+const ORDER: HealthStatus[] = ['mismatch', 'conflict', 'failed', 'ambiguous', 'no-digest', 'unknown', 'insufficient', 'unreproducible', 'reproduced']
+
+/** `!` a tampering alarm or inconsistent evidence; `~` honest but not reproducible today; `?` too little known. */
+function markOf(status: HealthStatus): string {
+  if (status === 'reproduced') return '+'
+  if (status === 'mismatch' || status === 'conflict') return '!'
+  return status === 'unreproducible' ? '~' : '?'
+}
 
 export function formatHealth(report: HealthReport, options: { all?: boolean } = {}): string {
   const pct = (report.score * 100).toFixed(2)
@@ -156,12 +163,17 @@ export function formatHealth(report: HealthReport, options: { all?: boolean } = 
     .filter((p) => options.all === true || p.status !== 'reproduced')
     .sort((a, b) => ORDER.indexOf(a.status) - ORDER.indexOf(b.status) || (a.package < b.package ? -1 : a.package > b.package ? 1 : 0))
   for (const p of shown) {
-    const mark = p.status === 'reproduced' ? '+' : p.status === 'mismatch' || p.status === 'conflict' ? '!' : '?'
-    lines.push(`[${mark}] ${p.package} ${p.architecture} ${p.version} ${p.status.toUpperCase()}${p.reason ? ` — ${p.reason}` : ''}`)
+    lines.push(`[${markOf(p.status)}] ${p.package} ${p.architecture} ${p.version} ${p.status.toUpperCase()}${p.reason ? ` — ${p.reason}` : ''}`)
   }
   const counts = ORDER.filter((s) => (report.counts[s] ?? 0) > 0).map((s) => `${s} ${report.counts[s]}`)
   lines.push('')
   lines.push(`${report.installed - report.reproduced}/${report.installed} installed packages are not reproduced under your policy (${counts.join(', ') || 'none installed'}).`)
+  const drifted = report.counts.unreproducible ?? 0
+  if (drifted > 0) {
+    lines.push(`${drifted} of them ${drifted === 1 ? 'is' : 'are'} unreproducible: the archive published exactly these files, rebuilds with today's toolchain get other bytes; not a sign of tampering.`)
+  }
+  const alarms = (report.counts.mismatch ?? 0) + (report.counts.conflict ?? 0)
+  if (alarms > 0) lines.push(`${alarms} ${alarms === 1 ? 'needs' : 'need'} attention now ([!]): mismatch is the tampering alarm, conflict means trusted parties disagree.`)
   lines.push(`Your system is ${pct}% reproduced.`)
   return lines.join('\n') + '\n'
 }
