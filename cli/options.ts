@@ -1,6 +1,18 @@
 /** Parsers for option values shared by several verbs; each failure is a USAGE error naming the flag. */
 import { InvalidArgumentError } from 'commander'
+import { join } from 'node:path'
+import { defaultDataDir, defaultDataDirDescription } from '../node/paths.js'
 import { canonicalPurl, RbqError, Sha256Hex } from '../protocol/index.js'
+
+/** Help for a `--data <dir>` option: what the data dir is used for here, and the real default. */
+export function dataDirHelp(what: string): string {
+  return `${what} (default: ${defaultDataDirDescription()})`
+}
+
+/** Help for an option defaulting to a file in the default data dir, e.g. signing.key. */
+export function dataDirFileHelp(what: string, file: string): string {
+  return `${what} (default: ${file} in the data dir: ${join(defaultDataDir(), file)})`
+}
 
 const SHA256_RE = new RegExp(Sha256Hex.pattern as string)
 

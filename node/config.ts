@@ -80,6 +80,8 @@ export interface ApiConfig {
 export interface NodeConfig {
   /** Data directory: LevelDB store, keys, seq counter (0700). */
   dataDir: string
+  /** The file this config was read from; undefined for the built-in defaults. */
+  configFile?: string
   log: { level: LogLevel }
   p2p: P2PConfig
   sync: SyncConfig
@@ -300,7 +302,7 @@ export async function loadConfig(options: { file?: string; dataDir?: string; env
     throw new RbqError('CONFIG_INVALID', `config ${path}: not valid UTF-8`)
   }
   try {
-    return parseConfigText(text, { name: path, baseDir: dirname(path), ...(dataDir === undefined ? {} : { dataDir }), ...env })
+    return { ...parseConfigText(text, { name: path, baseDir: dirname(path), ...(dataDir === undefined ? {} : { dataDir }), ...env }), configFile: path }
   } catch (e) {
     // Name the file too: which config was read is not obvious (--config, data dir, defaults).
     if (e instanceof RbqError && e.field !== undefined) throw new RbqError(e.code, `${path}: ${e.message}`, { field: e.field, cause: e })

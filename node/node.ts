@@ -22,6 +22,7 @@ import { Metrics } from './metrics.js'
 import { Network, type PeerInfo } from './p2p/network.js'
 import { loadOrCreatePeerKey } from './p2p/peer-key.js'
 import { dataDirLayout, type DataDirLayout } from './paths.js'
+import { checkListenPorts } from './ports.js'
 import { RebuildPipeline } from './rebuild/pipeline.js'
 import { PolicyFile, policyPath } from './trust/policy-file.js'
 import { TrustedKeys } from './trust/trusted-keys.js'
@@ -86,6 +87,8 @@ export class RbqNode {
       }
     }
     try {
+      // Ports first: a second node on this machine is told what to change before it makes keys.
+      await checkListenPorts(config)
       await fs.mkdir(paths.root, { recursive: true, mode: 0o700 })
       const { key: signingKey, created: newSigningKey } = await loadOrCreateKey(paths.signingKey)
       const { key: peerKey, created: newPeerKey } = await loadOrCreatePeerKey(paths.peerKey)

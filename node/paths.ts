@@ -6,11 +6,24 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
+const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0
+
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.RBQ_DATA_DIR) return env.RBQ_DATA_DIR
-  if (typeof process.getuid === 'function' && process.getuid() === 0) return '/var/lib/rbq'
+  if (isRoot()) return '/var/lib/rbq'
   const xdg = env.XDG_DATA_HOME
   return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.local', 'share'), 'rbq')
+}
+
+/**
+ * The default data dir for this user and why, for help texts: as root it is /var/lib/rbq
+ * whatever $HOME is, which a help text claiming "~/.local/share/rbq" would hide.
+ */
+export function defaultDataDirDescription(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = defaultDataDir(env)
+  if (env.RBQ_DATA_DIR) return `${dir}, from $RBQ_DATA_DIR`
+  if (isRoot()) return `${dir} as root, whatever $HOME is; $RBQ_DATA_DIR overrides`
+  return `${dir}; /var/lib/rbq as root; $RBQ_DATA_DIR overrides`
 }
 
 export interface DataDirLayout {

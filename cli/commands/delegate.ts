@@ -8,7 +8,7 @@ import { writeFrameFile } from '../../node/files.js'
 import { loadKey } from '../../node/identity/key-file.js'
 import { buildDelegationStatement, checkPattern, parsePublicKey, RbqError, signDelegation, type PublicKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
-import { parseDateOption, parseNonNegativeInt, parsePositiveInt } from '../options.js'
+import { dataDirFileHelp, dataDirHelp, parseDateOption, parseNonNegativeInt, parsePositiveInt } from '../options.js'
 
 interface DelegateOptions {
   key?: string
@@ -46,7 +46,7 @@ export function registerDelegate(program: Command): void {
     .command('delegate')
     .description('sign a delegation (your key trusts another key to build packages in a scope) and publish it through the local node, or write it as a frame file with --out')
     .argument('[publicKey]', 'the delegate\'s public key, ed25519:… (or --to)', parsePublicKeyOption)
-    .option('--key <file>', 'the delegator\'s signing key file (default when publishing: the node data dir\'s signing.key)')
+    .option('--key <file>', dataDirFileHelp('the delegator\'s signing key file (when publishing)', 'signing.key'))
     .option('--to <publicKey>', 'the delegate\'s public key, ed25519:…', parsePublicKeyOption)
     .requiredOption('--name <name>', 'a name for the delegate, e.g. debian-buildd-3')
     .requiredOption('--scope <pattern...>', 'purl patterns the delegate may build, e.g. pkg:deb/debian/*', collectPattern)
@@ -56,7 +56,7 @@ export function registerDelegate(program: Command): void {
     .option('--revoke', 'revoke the delegation (use a --version above the one being revoked; see also rbq revoke)')
     .option('--out <file>', 'write the signed frame to this file (offline) instead of publishing it')
     .option('--api <url>', 'when publishing: the node\'s API URL (default: $RBQ_API, <data>/api.url, http://127.0.0.1:4778)')
-    .option('--data <dir>', 'when publishing: the node data dir (signing key, API address and token)')
+    .option('--data <dir>', dataDirHelp('when publishing: the node data dir (signing key, API address and token)'))
     .option('--json', 'print the result as JSON')
     .action(async (positional: PublicKey | undefined, opts: DelegateOptions) => {
       // Offline (--out) or published through the node (cli/commands/publish-delegation.ts).

@@ -10,6 +10,7 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import type { PublicKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
+import { dataDirHelp } from '../options.js'
 
 /**
  * The policy `rbq init` writes. It lists no root yet — the node says so until one is added —
@@ -60,7 +61,7 @@ export function registerInit(program: Command): void {
   program
     .command('init')
     .description('prepare a node data dir: signing key, peer key, API token and a starter trust policy (keeps what exists)')
-    .option('--data <dir>', 'data directory (default: $RBQ_DATA_DIR, /var/lib/rbq as root, else ~/.local/share/rbq)')
+    .option('--data <dir>', dataDirHelp('data directory'))
     .option('--systemd', 'also write a hardened systemd unit that runs `rbq node start`')
     .option('--unit <file>', 'where to write the systemd unit (default /etc/systemd/system/rbq.service)')
     .option('--debian-rebuilds', 'with --systemd: a unit that can run Debian rebuilds (root, namespaces; see the README)')

@@ -4,6 +4,7 @@ import { createKey, loadKey } from '../../node/identity/key-file.js'
 import { dataDirLayout, defaultDataDir } from '../../node/paths.js'
 import type { SigningKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
+import { dataDirFileHelp } from '../options.js'
 
 function describe(key: SigningKey, path: string, json: boolean): void {
   const info = { keyid: key.publicKey.keyid, publicKey: key.publicKey.text, file: path }
@@ -18,7 +19,7 @@ export function registerKey(program: Command): void {
   key
     .command('generate')
     .description('create a new signing key file (mode 0600); never overwrites an existing file')
-    .option('--out <file>', 'where to write the key (default: the node data dir signing.key)')
+    .option('--out <file>', dataDirFileHelp('where to write the key', 'signing.key'))
     .option('--json', 'print the result as JSON')
     .action(async (opts: { out?: string; json?: boolean }) => {
       const path = opts.out ?? defaultPath()
@@ -28,7 +29,7 @@ export function registerKey(program: Command): void {
   key
     .command('show')
     .description('print the key id and public key of a key file')
-    .option('--key <file>', 'key file (default: the node data dir signing.key)')
+    .option('--key <file>', dataDirFileHelp('key file', 'signing.key'))
     .option('--json', 'print the result as JSON')
     .action(async (opts: { key?: string; json?: boolean }) => {
       const path = opts.key ?? defaultPath()

@@ -9,6 +9,7 @@ import type { Command } from 'commander'
 import { DATA_DIR_CONFIG_FILE, loadConfig } from '../../node/config.js'
 import { createLogger } from '../../node/logger.js'
 import type { RbqNode } from '../../node/node.js'
+import { dataDirHelp } from '../options.js'
 import { VERSION } from '../../node/version.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
@@ -36,7 +37,7 @@ export function registerNode(program: Command): void {
     .command('start')
     .description('start the node in the foreground until SIGINT/SIGTERM (logs: JSON lines on stderr)')
     .option('--config <file>', 'TOML config file (default: <data dir>/config.toml when present, else built-in defaults)')
-    .option('--data <dir>', 'data directory (overrides data_dir; default $RBQ_DATA_DIR or ~/.local/share/rbq)')
+    .option('--data <dir>', dataDirHelp('data directory (overrides data_dir in --config)'))
     .action(async (opts: { config?: string; data?: string }) => {
       const config = await loadConfig({ ...(opts.config === undefined ? {} : { file: opts.config }), ...(opts.data === undefined ? {} : { dataDir: opts.data }) })
       // Say what is starting before the slow steps (loading libp2p, first-start key creation),

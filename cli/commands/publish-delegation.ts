@@ -11,7 +11,7 @@ import type { SubmitResult } from '../../protocol/api.js'
 import type { DelegationStatement, DelegationFrame, KeyId, SigningKey } from '../../protocol/index.js'
 import { RbqError } from '../../protocol/errors.js'
 import { printJson } from '../exit.js'
-import { parsePositiveInt } from '../options.js'
+import { dataDirFileHelp, parsePositiveInt } from '../options.js'
 import { withNode, withNodeOptions, type NodeOptions } from './status.js'
 
 export interface PublishOptions extends NodeOptions {
@@ -64,7 +64,7 @@ export function registerRevoke(program: Command): void {
       .command('revoke')
       .description('revoke a delegation you published: sign the next version with revoked = true and publish it through the node')
       .argument('<delegate>', 'the delegate\'s public key (ed25519:…) or key id')
-      .option('--key <file>', 'your signing key file (default: the data dir\'s signing.key)')
+      .option('--key <file>', dataDirFileHelp('your signing key file', 'signing.key'))
       .option('--version <n>', 'version of the revocation (default: one above the newest the node knows)', parsePositiveInt)
   )
     .option('--json', 'print the result as JSON')

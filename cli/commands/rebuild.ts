@@ -28,6 +28,7 @@ import { loadRecipe } from '../../node/rebuild/recipe/recipe.js'
 import type { ProgressEvent, RebuildResult } from '../../node/rebuild/types.js'
 import { isRbqError, parsePurl, RbqError, type AttestationFrame } from '../../protocol/index.js'
 import { CliExit, EXIT_NEGATIVE, EXIT_USAGE, printJson } from '../exit.js'
+import { dataDirFileHelp, dataDirHelp } from '../options.js'
 
 interface RebuildOptions {
   data?: string
@@ -45,10 +46,10 @@ export function registerRebuild(program: Command): void {
     .command('rebuild')
     .description('rebuild one package locally (a Debian source purl or a recipe file) and print the outcome and digests')
     .argument('<target>', 'pkg:deb/debian/NAME[@VERSION][?arch=source], or a recipe file (.toml)')
-    .option('--data <dir>', 'node data dir: Debian cache, signing key (default: $RBQ_DATA_DIR or the per-user data dir)')
+    .option('--data <dir>', dataDirHelp('node data dir: Debian cache, signing key'))
     .option('--output-dir <dir>', 'where the artifacts and the build log are kept (default: a new temp dir)')
     .option('--out <frame>', "sign the result with the node's key and write the frame here")
-    .option('--key <file>', 'signing key for --out/--publish (default: the data dir signing.key)')
+    .option('--key <file>', dataDirFileHelp('signing key for --out/--publish', 'signing.key'))
     .option('--publish', 'sign the result and submit it to the running node (through its API)')
     .option('--mirror <url>', 'Debian mirror (default: from the apt sources of this machine)')
     .option('--suite <name>', 'Debian suite (default: from the apt sources of this machine)')

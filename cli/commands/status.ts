@@ -8,6 +8,7 @@ import type { ApiClient } from '../../node/api/client.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
 import { CliExit, EXIT_USAGE, printJson } from '../exit.js'
+import { dataDirHelp } from '../options.js'
 
 export interface NodeOptions {
   api?: string
@@ -18,7 +19,7 @@ export interface NodeOptions {
 export function withNodeOptions(cmd: Command): Command {
   return cmd
     .option('--api <url>', 'the node\'s API URL (default: $RBQ_API, else the api.url file in the data dir, else http://127.0.0.1:4778)')
-    .option('--data <dir>', 'the node\'s data dir, for its API address and token (default: $RBQ_DATA_DIR or ~/.local/share/rbq)')
+    .option('--data <dir>', dataDirHelp('the node\'s data dir, for its API address and token'))
 }
 
 export async function nodeClient(opts: NodeOptions): Promise<ApiClient> {

@@ -16,6 +16,7 @@ import type { TrustExplanation } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
 import type { Policy, TrustRoot } from '../../node/consensus/policy.js'
 import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
+import { dataDirHelp } from '../options.js'
 import { withNode, withNodeOptions, type NodeOptions } from './status.js'
 
 interface PolicyOptions {
@@ -142,7 +143,7 @@ export function registerTrust(program: Command): void {
   const trust = program.command('trust').description('manage the trust roots of your policy, and explain why a key is trusted')
   const policyOption = (cmd: Command) =>
     cmd
-      .option('--data <dir>', 'the node data dir whose policy.toml to use (default: $RBQ_DATA_DIR or ~/.local/share/rbq)')
+      .option('--data <dir>', dataDirHelp('the node data dir whose policy.toml to use'))
       .option('--policy <file>', 'the policy file (default: <data>/policy.toml)')
 
   policyOption(

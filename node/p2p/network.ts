@@ -55,7 +55,7 @@ function listenError(e: unknown): unknown {
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line.startsWith('/'))
-  return new RbqError('CONFIG_INVALID', `config p2p.listen: cannot listen on ${details.join('; ') || 'the configured addresses'}`, { field: 'p2p.listen', cause: e })
+  return new RbqError('CONFIG_INVALID', `config p2p.listen: cannot listen on ${details.join('; ') || 'the configured addresses'} (another rbq node on this machine? set [p2p] listen in the node's config.toml)`, { field: 'p2p.listen', cause: e })
 }
 
 export class Network {

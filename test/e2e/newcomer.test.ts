@@ -4,7 +4,7 @@
  * process (LevelDB, libp2p and the HTTP API on loopback) or `rbq node start` as a child process.
  */
 import { existsSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ApiClient } from '../../node/api/client.js'
@@ -32,7 +32,6 @@ afterAll(async () => {
 describe('item 4: the README config example', () => {
   it('a placeholder bootstrap address is one CONFIG_INVALID line naming p2p.bootstrap[0], exit 2, no keys created', async () => {
     const data = join(tmp.dir, 'readme-config')
-    const { mkdir } = await import('node:fs/promises')
     await mkdir(data, { recursive: true })
     // README.md, "A volunteer running a node", step 2, verbatim
     await writeFile(
@@ -55,6 +54,23 @@ describe('item 4: the README config example', () => {
   })
 })
 
+describe('item 7: help texts state the real default data dir', () => {
+  it('names the directory this user would get (root: /var/lib/rbq whatever HOME is), never "~/.local/share"', async () => {
+    const home = join(tmp.dir, 'home')
+    const env = { HOME: home, RBQ_DATA_DIR: '', XDG_DATA_HOME: '' }
+    const expected = process.getuid?.() === 0 ? '/var/lib/rbq as root, whatever $HOME is' : `${home}/.local/share/rbq; /var/lib/rbq as root`
+    for (const verb of [['init'], ['node', 'start'], ['status'], ['trust', 'add'], ['rebuild'], ['delegate'], ['verify']]) {
+      const r = await runRbq([...verb, '--help'], { env })
+      expect(r.code).toBe(0)
+      const text = r.stdout.replace(/\s+/g, ' ')
+      expect([verb, text]).toEqual([verb, expect.stringContaining(expected)])
+      expect(text).not.toContain('~/.local/share')
+    }
+    const withEnv = await runRbq(['status', '--help'], { env: { RBQ_DATA_DIR: '/srv/rbq-b' } })
+    expect(withEnv.stdout.replace(/\s+/g, ' ')).toContain('/srv/rbq-b, from $RBQ_DATA_DIR')
+  })
+})
+
 describe('with a running node', () => {
   let node: TestNode
   let data: string
@@ -69,6 +85,28 @@ describe('with a running node', () => {
   }, 120_000)
   afterAll(async () => {
     await node?.node.stop()
+  })
+
+  it('item 7: a second node on this machine is told which port to change, before it creates keys', async () => {
+    const p2pPort = Number(/\/tcp\/(\d+)/.exec(node.node.addresses[0] ?? '')?.[1])
+    const apiPort = Number(new URL((await readFile(join(data, 'api.url'), 'utf8')).trim()).port)
+    expect(p2pPort).toBeGreaterThan(0)
+
+    const second = join(tmp.dir, 'second')
+    await mkdir(second)
+    await writeFile(join(second, 'config.toml'), `[p2p]\nlisten = ["/ip4/127.0.0.1/tcp/${p2pPort}"]\n[rebuild]\nenabled = false\n`)
+    const p2p = await runRbq(['node', 'start', '--data', second])
+    expect(p2p.code).toBe(2)
+    expect(p2p.stderr).toContain(`rbq: p2p address /ip4/127.0.0.1/tcp/${p2pPort} is in use (another rbq node on this machine?): set [p2p] listen in ${join(second, 'config.toml')}`)
+    expect(p2p.stderr).not.toMatch(STACK_FRAME)
+    expect(existsSync(join(second, 'signing.key'))).toBe(false)
+
+    const config = join(tmp.dir, 'second-api.toml')
+    await writeFile(config, `[p2p]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n[api]\nport = ${apiPort}\n[rebuild]\nenabled = false\n`)
+    const api = await runRbq(['node', 'start', '--config', config, '--data', second])
+    expect(api.code).toBe(2)
+    expect(api.stderr).toContain(`rbq: API port 127.0.0.1:${apiPort} is in use (another rbq node on this machine?): set [api] port in ${config}`)
+    expect(existsSync(join(second, 'signing.key'))).toBe(false)
   })
 
   it('item 5: trust explain shows a first delegation while the threshold cannot be met yet, with a note', async () => {
