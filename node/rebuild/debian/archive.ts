@@ -188,6 +188,11 @@ export interface Suite {
 export class DebianArchive {
   /** The main suite first, then its companions (-updates, -security). */
   readonly suites: Suite[]
+  /**
+   * Optional indexes that could not be read (e.g. a mirror serving a debian-installer index
+   * that does not match the signed digest). They count as empty; builders report these.
+   */
+  readonly warnings = new Set<string>()
 
   constructor(
     readonly location: ArchiveLocation,
@@ -272,6 +277,15 @@ export class DebianArchive {
     if (flavour === undefined) {
       if (optional) return new Map()
       throw new RbqError('FEED_ERROR', `${base}.{xz,gz} not listed in InRelease of ${location.mirror} ${location.suite}`)
+    }
+    if (optional) {
+      try {
+        return await this.index(suite, base, keyOf, signal, false)
+      } catch (e) {
+        if (signal?.aborted === true || !(e instanceof RbqError && (e.code === 'DOWNLOAD_FAILED' || e.code === 'CHECKSUM_MISMATCH'))) throw e
+        this.warnings.add(`${location.mirror} ${location.suite} ${base}${flavour} not read (${e.message}); counted as empty`)
+        return new Map()
+      }
     }
     const path = base + flavour
     const expected = release.sha256.get(path) as Expected

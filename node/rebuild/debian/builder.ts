@@ -134,6 +134,7 @@ export async function rebuildDebian(input: DebianBuildInput, opts: DebianBuildOp
       buildDir: official?.buildPath ?? defaultBuildDir(src)
     }
     for (const n of notes) log.write(`### rbq: ${n}\n`)
+    for (const w of archive.warnings) log.write(`### rbq: warning: ${w}\n`)
     try {
       return await buildAndCompare(job, binaries, startedOn)
     } finally {
@@ -503,6 +504,7 @@ async function explainMismatch(job: Job, cmp: Comparison): Promise<{ tags: strin
   if (cmp.noUpstream.length > 0) {
     tags.add('no-upstream')
     lines.push(`not in the archive: ${cmp.noUpstream.join(', ')}`)
+    for (const w of job.archive.warnings) lines.push(`warning: ${w}`)
   }
   if (cmp.missing.length > 0) {
     tags.add('missing-artifact')
@@ -550,6 +552,8 @@ async function failed(job: Job, startedOn: Date, reason: string, env: Record<str
     upstream: [],
     inputs: { sha256: inputsDigest(buildinfo, src.files), materials: materials(job) },
     backend: 'debian',
+    environment: job.official === undefined ? 'current' : 'faithful',
+    ...(job.notes.length === 0 ? {} : { environmentNote: job.notes.join('; ') }),
     startedOn,
     finishedOn: new Date(),
     log: await logInfo(job),
