@@ -1,5 +1,5 @@
 /**
- * Which packages this node rebuilds (DESIGN.md §5): a package is in the sample when
+ * Which packages this node rebuilds (node/rebuild/README.md, "Sampler seed"): a package is in the sample when
  * HMAC-SHA256(seed, purl), its first 8 bytes read as a big-endian uint64 / 2^64, is below
  * `share`. The seed is secret and per node, so others cannot predict (and so cannot target)
  * what a node checks, while the node's own choice is stable. The purl includes the version:

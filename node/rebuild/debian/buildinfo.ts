@@ -1,6 +1,7 @@
 /**
- * Inputs digest of a Debian rebuild (DESIGN.md §3): SHA-256 of the canonical form of the node's
- * own generated .buildinfo, with Build-Date and the output checksums removed.
+ * Inputs digest of a Debian rebuild (node/rebuild/debian/README.md, "Inputs digest"): SHA-256 of
+ * the canonical form of a .buildinfo — the node's own generated one for a `current` rebuild, the
+ * official one for a `faithful` rebuild — with Build-Date and the output checksums removed.
  *
  * Canonical form, exactly:
  *  1. strip an OpenPGP clearsign wrapper if any; parse the single deb822 paragraph;
