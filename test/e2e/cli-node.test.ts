@@ -186,7 +186,7 @@ describe('rbq verify', () => {
     const mismatch = await rbq(['verify', tampered, '--package', PKG, '--data', data])
     expect(mismatch.code).toBe(1)
     expect(mismatch.stdout.trim().split('\n')).toHaveLength(1)
-    expect(mismatch.stdout).toMatch(/^mismatch: .*not what its source builds to/)
+    expect(mismatch.stdout).toMatch(/^mismatch: 2 parties saw the archive publish [0-9a-f]{12} as .*; this file \([0-9a-f]{12}\) was never published\n$/)
 
     const unknown = await rbq(['verify', sha256Hex('nobody built this'), '--data', data])
     expect(unknown.code).toBe(1)
@@ -198,6 +198,32 @@ describe('rbq verify', () => {
     const stricter = await rbq(['verify', file, '--package', PKG, '--policy', strict, '--data', data])
     expect(stricter.code).toBe(1)
     expect(stricter.stdout).toMatch(/^insufficient: 2 of 3 keys/)
+  })
+
+  it('unreproducible → 3, saying why in one line, by file and by bare digest alike', async () => {
+    const pkg = 'pkg:deb/debian/drifty@2.0-1?arch=source'
+    const deb = 'drifty_2.0-1_amd64.deb'
+    const file = join(tmp.dir, deb)
+    await writeFile(file, 'the archive file of drifty\n')
+    const { sha256 } = await sha256File(file)
+    // alice and bob saw the archive publish this file; today's rebuilds differ by their build-id
+    const drift = (k: typeof ALICE, i: number) =>
+      attest(k, { seq: 30, pkg, artifact: deb, sha256: sha256Hex(`rebuild ${i}`), outcome: 'mismatch', upstream: sha256, diff: { tags: ['build-id'], summary: 'ELF build-id differs' } }).bytes
+    await client.submitFrames([drift(ALICE, 0), drift(BOB, 1)])
+    const expected = "unreproducible: not reproducible with today's toolchain: 2 parties rebuilt other bytes (build-id); the archive published this file; not a sign of tampering\n"
+    const byFile = await rbq(['verify', file, '--package', pkg, '--data', data])
+    expect(byFile.code, byFile.stderr).toBe(3)
+    expect(byFile.stdout).toBe(expected)
+    const byDigest = await rbq(['verify', sha256, '--data', data])
+    expect(byDigest.code, byDigest.stderr).toBe(3)
+    expect(byDigest.stdout).toBe(expected)
+    // one byte changed: nobody saw the archive publish that
+    const changed = join(tmp.dir, 'changed', deb)
+    await import('node:fs/promises').then((fs) => fs.mkdir(join(tmp.dir, 'changed')))
+    await writeFile(changed, 'the archive file of drifty!\n')
+    const alarm = await rbq(['verify', changed, '--package', pkg, '--data', data])
+    expect(alarm.code).toBe(1)
+    expect(alarm.stdout).toMatch(/^mismatch: 2 parties saw the archive publish /)
   })
 
   it.skipIf(!hasDpkgDeb())('a .deb is named by its control fields (source purl, pool file name)', async () => {
