@@ -121,6 +121,25 @@ describe('rbq delegate / rbq verdict (spawned binary)', () => {
     expect(r.stderr).toBe('')
   })
 
+  it('verdict: unreproducible exits 3 (both saw the archive publish the file; their rebuilds differ)', async () => {
+    const { mkdir } = await import('node:fs/promises')
+    await mkdir(join(dir, 'rebuilt'))
+    const rebuilt = join(dir, 'rebuilt', DEB) // same name, today's bytes
+    await writeFile(rebuilt, 'pretend this is a rebuild with a newer compiler\n')
+    const lines: string[] = [await readFile(join(dir, 'delegation.frame'), 'utf8')]
+    for (const k of [buildd, other]) {
+      const out = join(dir, `${k === buildd ? 'buildd' : 'other'}-drift.frame`)
+      const r = await runRbq(['attest', '--key', k.path, '--package', PURL, '--artifact', rebuilt, '--upstream', join(dir, DEB), '--out', out])
+      expect(r.code, r.stderr).toBe(0)
+      lines.push(await readFile(out, 'utf8'))
+    }
+    const drifted = join(dir, 'drifted.jsonl')
+    await writeFile(drifted, lines.join(''))
+    const r = await runRbq(verdictArgs(fileSha, drifted))
+    expect(r.code, r.stderr).toBe(3)
+    expect(r.stdout).toBe("unreproducible: not reproducible with today's toolchain: 2 parties rebuilt other bytes; the archive published this file; not a sign of tampering\n")
+  })
+
   it('a revocation (newer version) takes the build server out: insufficient', async () => {
     const revocation = join(dir, 'revocation.frame')
     const d = await runRbq(['delegate', '--key', org.path, '--to', buildd.publicKey, '--name', 'buildd-1', '--scope', 'pkg:deb/debian/*', '--expires', '2099-01-01', '--version', '2', '--revoke', '--out', revocation, '--json'])
