@@ -183,7 +183,8 @@ async function fetchText(url: string, timeoutMs: number, signal?: AbortSignal): 
  */
 export function officialMismatch(bi: OfficialBuildinfo, src: SourcePackage, binaries: BinaryPackage[], arch: string): string | undefined {
   const base = versionWithoutEpoch(src.version)
-  if (bi.source !== src.name || !(versionWithoutEpoch(bi.version) === base || /^\+b\d+$/.test(versionWithoutEpoch(bi.version).slice(base.length)))) {
+  const v = versionWithoutEpoch(bi.version)
+  if (bi.source !== src.name || !(v === base || (v.startsWith(base) && /^\+b\d+$/.test(v.slice(base.length))))) {
     return `${bi.uri} is for ${bi.source} ${bi.version}, not ${src.name} ${src.version}`
   }
   if (bi.buildArchitecture !== undefined && bi.buildArchitecture !== arch) return `${bi.uri} was built on ${bi.buildArchitecture}, this builder is ${arch}`
