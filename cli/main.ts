@@ -34,7 +34,9 @@ export function buildProgram(): Command {
   const program = new Command('rbq')
     .description('rebuild-quorum: signed reproducible-build attestations, gossiped between rebuilders, judged by your own trust policy')
     .version(VERSION)
-    .showHelpAfterError()
+    // A mistyped verb or flag: the one-line error, "(Did you mean …?)" and a pointer to the
+    // help, not the whole help (which buries the error).
+    .showSuggestionAfterError(true)
     .exitOverride()
     // Program options are read only before the verb, so a verb's own `--version N` (rbq delegate)
     // is not taken for rbq's version flag.
@@ -64,7 +66,17 @@ export function buildProgram(): Command {
   registerVerdict(program)
   registerImport(program)
   registerExport(program)
+  pointToHelp(program, 'rbq')
   return program
+}
+
+/**
+ * A mistyped verb or flag prints the one-line error, commander's "(Did you mean …?)" and where
+ * the help is, e.g. "(see rbq trust add --help)", instead of the whole help, which buries the error.
+ */
+function pointToHelp(cmd: Command, path: string): void {
+  cmd.showHelpAfterError(`(see ${path} --help)`)
+  for (const sub of cmd.commands) pointToHelp(sub, `${path} ${sub.name()}`)
 }
 
 async function main(argv: string[]): Promise<number> {

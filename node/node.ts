@@ -98,7 +98,7 @@ export class RbqNode {
       started.push({ name: 'store', stop: () => store.close() })
 
       // Keys the node's policy trusts (roots and delegates) are exempt from strangers' quotas.
-      const policy = new PolicyFile(config.api.policy ?? policyPath(paths.root))
+      const policy = new PolicyFile(config.api.policy ?? policyPath(paths.root), logger.child({ component: 'policy' }))
       const trust = new TrustedKeys({ store, policy, logger: logger.child({ component: 'trust' }) })
       await trust.start()
       started.push({ name: 'trust', stop: async () => trust.stop() })

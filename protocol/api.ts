@@ -244,7 +244,26 @@ export const StatusResponseSchema = Type.Object(
     ),
     scheduler: Nullable(
       Type.Object(
-        { queued: Count, running: Count, detail: Type.Optional(Type.String()) },
+        {
+          queued: Count,
+          running: Count,
+          detail: Type.Optional(Type.String()),
+          jobs: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  purl: Type.String(),
+                  phase: Type.String({ description: 'builder phase: fetch, verify, buildroot, build, compare, diff, done (starting before the first)' }),
+                  message: Type.Optional(Type.String({ description: 'what the builder last said' })),
+                  elapsedSeconds: Count,
+                  attempt: Type.Integer({ minimum: 1 })
+                },
+                strict
+              ),
+              { description: 'the running jobs' }
+            )
+          )
+        },
         { ...strict, description: 'null when this node does not rebuild' }
       )
     ),

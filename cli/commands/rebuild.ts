@@ -23,6 +23,7 @@ import { SeqCounter, seqFileFor } from '../../node/identity/seq-counter.js'
 import { dataDirLayout, defaultDataDir } from '../../node/paths.js'
 import { signRebuildResult } from '../../node/rebuild/attest.js'
 import { rebuildDebian } from '../../node/rebuild/debian/builder.js'
+import { debianSourceOfPurl } from '../../node/rebuild/feeds.js'
 import { rebuildRecipe } from '../../node/rebuild/recipe/builder.js'
 import { loadRecipe } from '../../node/rebuild/recipe/recipe.js'
 import type { ProgressEvent, RebuildResult } from '../../node/rebuild/types.js'
@@ -116,13 +117,14 @@ async function prepare(target: string, opts: RebuildOptions, dataDir: string): P
     })
     return (how) => rebuildRecipe(recipe, { outDir: how.outputDir, signal: how.signal, onProgress: how.onProgress })
   }
-  const p = parsePurl(target, 'target')
-  if (p.type !== 'deb' || p.namespace !== 'debian' || (p.qualifiers.arch !== undefined && p.qualifiers.arch !== 'source')) {
+  parsePurl(target, 'target') // a malformed purl is PURL_INVALID naming the argument
+  const wanted = debianSourceOfPurl(target)
+  if (wanted === undefined) {
     throw new RbqError('USAGE', `rbq rebuild takes a Debian source purl (pkg:deb/debian/NAME[@VERSION][?arch=source]) or a recipe file, not ${target}`)
   }
   return (how) =>
     rebuildDebian(
-      { source: p.name, ...(p.version === undefined ? {} : { version: p.version }) },
+      wanted,
       {
         cacheDir: join(dataDirLayout(dataDir).cache, 'debian'),
         outDir: how.outputDir,

@@ -65,6 +65,11 @@ export function formatStatus(s: StatusResponse): string {
   const sync = s.sync.state === 'catching-up' ? `catching up${progress}` : s.sync.state === 'idle' ? 'up to date with connected peers' : 'off'
   out += row('sync', sync + (s.sync.detail === undefined ? '' : ` — ${s.sync.detail}`))
   out += row('rebuilds', s.scheduler === null ? 'this node does not rebuild' : `${s.scheduler.queued} queued, ${s.scheduler.running} running${s.scheduler.detail === undefined ? '' : ` — ${s.scheduler.detail}`}`)
+  // Builds take minutes: name each running one, where it is and for how long.
+  for (const j of s.scheduler?.jobs ?? []) {
+    const attempt = j.attempt > 1 ? `, attempt ${j.attempt}` : ''
+    out += row('', `${j.purl}: ${j.phase}, building for ${duration(j.elapsedSeconds)}${attempt}${j.message === undefined ? '' : ` — ${j.message.slice(0, 120)}`}`)
+  }
   if (s.policy.loaded) {
     const roots = s.policy.roots ?? []
     out += row('policy', `${s.policy.file}: ${s.policy.threshold} ${s.policy.count === 'key' ? 'keys' : 'parties'} of ${plural(roots.length, 'root')} (${roots.map((r) => r.name).join(', ')})`)

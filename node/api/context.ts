@@ -25,11 +25,14 @@ export interface ApiIngest {
   off(event: 'stored', listener: (frame: VerifiedFrame, source: IngestSource) => void): unknown
 }
 
+/** A running rebuild as /v1/status names it. */
+export type RunningJob = NonNullable<NonNullable<StatusResponse['scheduler']>['jobs']>[number]
+
 /** The rebuild scheduler as the API uses it. */
 export interface ApiRebuilds {
   /** Queues a rebuild of a canonical purl; `status` says what happened (e.g. queued, already-queued). */
-  requestRebuild(purl: string): Promise<{ status: string; detail?: string }>
-  stats(): { queued: number; running: number }
+  requestRebuild(purl: string): Promise<{ purl?: string; status: string; detail?: string }>
+  stats(): { queued: number; running: number; jobs?: RunningJob[] }
 }
 
 export interface ApiComponents {

@@ -5,7 +5,7 @@
  *   RecipeDirFeed   every *.toml recipe of a directory
  */
 import { readdir } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { parsePurl, RbqError } from '../../protocol/index.js'
 import { errorFields, silentLogger, type Logger } from '../logger.js'
 import { openArchive, type ArchiveOptions, type DebianArchive } from './debian/archive.js'
@@ -24,6 +24,24 @@ export interface RebuildFeed {
   entries(signal?: AbortSignal): Promise<FeedEntry[]>
   /** What to build for an explicitly requested purl, when this feed can build it. */
   resolve(purl: string, signal?: AbortSignal): Promise<FeedEntry | undefined>
+  /**
+   * Whether a job for `target` still belongs to what this feed follows by configuration (its
+   * source names, its directory). Feed jobs persist across restarts; those of a package no
+   * longer followed are dropped instead of being built.
+   */
+  follows(target: JobTarget): boolean
+}
+
+/**
+ * The Debian source a purl names, `pkg:deb/debian/NAME[@VERSION][?arch=source]`, or undefined
+ * for any other purl. Without a version, the builder and the feed take the newest in the suite
+ * (DebianArchive.sourcePackage): `rbq rebuild` and `rbq rebuild-request` accept the same purls.
+ */
+export function debianSourceOfPurl(purl: string): { source: string; version?: string } | undefined {
+  const p = parsePurl(purl)
+  if (p.type !== 'deb' || p.namespace !== 'debian' || (p.qualifiers.arch !== undefined && p.qualifiers.arch !== 'source')) return undefined
+  if (Object.keys(p.qualifiers).some((q) => q !== 'arch')) return undefined
+  return { source: p.name, ...(p.version === undefined ? {} : { version: p.version }) }
 }
 
 export interface DebianFeedInit extends Pick<ArchiveOptions, 'mirror' | 'suite' | 'arch' | 'keyring' | 'etcApt'> {
@@ -69,11 +87,20 @@ export class DebianFeed implements RebuildFeed {
     return out
   }
 
-  /** Any `pkg:deb/debian/NAME@VERSION?arch=source` (the builder checks it exists in the suite). */
-  async resolve(purl: string): Promise<FeedEntry | undefined> {
-    const p = parsePurl(purl)
-    if (p.type !== 'deb' || p.namespace !== 'debian' || p.version === undefined || p.qualifiers.arch !== 'source') return undefined
-    return { purl: p.canonical, target: { backend: 'debian', source: p.name, version: p.version } }
+  /**
+   * Any `pkg:deb/debian/NAME[@VERSION][?arch=source]`: without a version, the newest in the suite
+   * (read from the archive now, so the job names the version it builds); with one, the builder
+   * checks it exists.
+   */
+  async resolve(purl: string, signal?: AbortSignal): Promise<FeedEntry | undefined> {
+    const wanted = debianSourceOfPurl(purl)
+    if (wanted === undefined) return undefined
+    const version = wanted.version ?? (await (await this.open(signal)).sourcePackage(wanted.source, undefined, signal)).version
+    return { purl: debianSourcePurl(wanted.source, version), target: { backend: 'debian', source: wanted.source, version } }
+  }
+
+  follows(target: JobTarget): boolean {
+    return target.backend === 'debian' && this.init.sources.includes(target.source)
   }
 }
 
@@ -115,5 +142,9 @@ export class RecipeDirFeed implements RebuildFeed {
 
   async resolve(purl: string): Promise<FeedEntry | undefined> {
     return (await this.entries()).find((e) => e.purl === purl)
+  }
+
+  follows(target: JobTarget): boolean {
+    return target.backend === 'recipe' && dirname(resolve(target.recipe)) === this.dir
   }
 }

@@ -27,7 +27,26 @@ import { detectNetworkIsolation } from './recipe/network-isolation.js'
 import { loadRecipe } from './recipe/recipe.js'
 import { loadOrCreateSamplerSeed, Sampler } from './sampler.js'
 import { RebuildScheduler, type Clock, type EnqueueStatus, type FinishedJob, type JobContext, type JobReport, type RebuildJob } from './scheduler.js'
-import type { RebuildResult } from './types.js'
+import type { ProgressEvent, ProgressPhase, RebuildResult } from './types.js'
+
+/** A job being built, as `rbq status` names it. */
+export interface RunningRebuild {
+  purl: string
+  /** The builder's current phase; `starting` before its first progress event. */
+  phase: ProgressPhase | 'starting'
+  message?: string
+  elapsedSeconds: number
+  attempt: number
+}
+
+interface Running {
+  purl: string
+  attempt: number
+  startedAt: number
+  phase: ProgressPhase | 'starting'
+  phaseSince: number
+  message?: string
+}
 
 export interface RebuildPipelineInit extends Omit<RebuildConfig, 'enabled'> {
   dataDir: string
@@ -60,6 +79,7 @@ export class RebuildPipeline {
   private polling: Promise<void> | undefined
   private readonly abort = new AbortController()
   private jobCounter = 0
+  private readonly running = new Map<string, Running>()
 
   constructor(components: RebuildPipelineComponents, init: RebuildPipelineInit) {
     this.init = init
@@ -90,7 +110,7 @@ export class RebuildPipeline {
     for (const leftover of ['jobs', 'work']) await rm(join(this.cacheDir, 'rebuild', leftover), { recursive: true, force: true }) // a crash's
     await mkdir(join(this.cacheDir, 'rebuild', 'work'), { recursive: true })
     await this.reportBuilders()
-    await this.scheduler.start()
+    await this.scheduler.start({ keep: (job) => this.followed(job) })
     this.schedulePoll(0)
   }
 
@@ -106,15 +126,22 @@ export class RebuildPipeline {
    * An explicit request (API): rebuild this purl even if it is outside the sample or was
    * rebuilt before. NOT_FOUND when no feed knows how to build it.
    */
-  async requestRebuild(purl: string): Promise<{ status: EnqueueStatus; detail: string }> {
+  async requestRebuild(purl: string): Promise<{ purl: string; status: EnqueueStatus; detail: string }> {
     const canonical = canonicalPurl(purl)
     for (const feed of this.feeds) {
       const entry = await feed.resolve(canonical, this.abort.signal)
       if (entry === undefined) continue
+      // Exactly the resolved purl, nothing else (a version-less Debian purl names its newest version).
       const status = await this.scheduler.enqueue(entry.purl, entry.target, { reason: 'request', force: true })
-      return { status, detail: `${feed.name} feed; ${this.scheduler.stats().queued} job(s) waiting` }
+      const waiting = this.scheduler.stats().queued
+      return { purl: entry.purl, status, detail: `${feed.name} feed; ${waiting} ${waiting === 1 ? 'job' : 'jobs'} waiting` }
     }
-    throw new RbqError('NOT_FOUND', `no feed of this node can rebuild ${canonical} (Debian source purls: pkg:deb/debian/NAME@VERSION?arch=source; recipes: a purl from the recipe directory)`)
+    throw new RbqError('NOT_FOUND', `no feed of this node can rebuild ${canonical} (Debian source purls: pkg:deb/debian/NAME[@VERSION][?arch=source]; recipes: a purl from the recipe directory)`)
+  }
+
+  /** A feed job still wanted: some feed follows its package and the sample still includes it. */
+  private followed(job: RebuildJob): boolean {
+    return this.feeds.some((f) => f.follows(job.target)) && (this.sampler?.includes(job.purl) ?? true)
   }
 
   /** Reads every feed once and queues the sampled entries. */
@@ -127,9 +154,17 @@ export class RebuildPipeline {
     return this.scheduler.get(purl)
   }
 
-  /** Queue size for /v1/status. */
-  stats(): { queued: number; running: number } {
-    return this.scheduler.stats()
+  /** Queue size and the running jobs (purl, phase, elapsed) for /v1/status. */
+  stats(): { queued: number; running: number; jobs: RunningRebuild[] } {
+    const now = Date.now()
+    const jobs = [...this.running.values()].map((r) => ({
+      purl: r.purl,
+      phase: r.phase,
+      ...(r.message === undefined ? {} : { message: r.message }),
+      elapsedSeconds: Math.max(0, Math.floor((now - r.startedAt) / 1000)),
+      attempt: r.attempt
+    }))
+    return { ...this.scheduler.stats(), jobs }
   }
 
   // --- internals ---------------------------------------------------------------------------
@@ -164,8 +199,12 @@ export class RebuildPipeline {
 
   private async runJob(job: RebuildJob, ctx: JobContext): Promise<JobReport> {
     const dir = join(this.cacheDir, 'rebuild', 'jobs', `${Date.now()}-${process.pid}-${++this.jobCounter}`)
+    const now = Date.now()
+    const running: Running = { purl: job.purl, attempt: ctx.attempt, startedAt: now, phase: 'starting', phaseSince: now }
+    this.running.set(job.purl, running)
+    this.logger.info({ purl: job.purl, attempt: ctx.attempt, reason: job.reason }, 'rebuild started')
     try {
-      const result = await this.build(job, dir, ctx.signal)
+      const result = await this.build(job, dir, ctx.signal, (e) => this.onProgress(running, e))
       if (result.failure?.transient === true && !ctx.lastAttempt) {
         return { status: 'transient', code: result.failure.code ?? 'DOWNLOAD_FAILED', message: result.failure.reason }
       }
@@ -174,11 +213,30 @@ export class RebuildPipeline {
       this.logger.info({ purl: result.package, outcome: result.outcome, frame: frame.id, seq: frame.statement.predicate.builder.seq }, 'rebuild attested')
       return { status: 'done', outcome: result.outcome, frameId: frame.id }
     } finally {
+      this.running.delete(job.purl)
       await rm(dir, { recursive: true, force: true })
     }
   }
 
-  private async build(job: RebuildJob, dir: string, signal: AbortSignal): Promise<RebuildResult> {
+  /**
+   * A build can take minutes in one phase (the ~0.5 GB build root, dpkg-buildpackage): each
+   * step the builder announces is logged, and a phase change says how long the last one took.
+   * Lines of build output go to the build log only.
+   */
+  private onProgress(running: Running, e: ProgressEvent): void {
+    if (e.logLine !== undefined) return
+    const now = Date.now()
+    const changed = e.phase !== running.phase
+    const previous = changed && running.phase !== 'starting' ? { previousPhase: running.phase, previousSeconds: Math.round((now - running.phaseSince) / 1000) } : {}
+    this.logger.info({ purl: running.purl, phase: e.phase, ...previous }, e.message)
+    if (changed) {
+      running.phase = e.phase
+      running.phaseSince = now
+    }
+    running.message = e.message
+  }
+
+  private async build(job: RebuildJob, dir: string, signal: AbortSignal, onProgress: (e: ProgressEvent) => void): Promise<RebuildResult> {
     const t = job.target
     if (t.backend === 'recipe') {
       const recipe = await loadRecipe(t.recipe)
@@ -187,7 +245,8 @@ export class RebuildPipeline {
         workRoot: join(this.cacheDir, 'rebuild', 'work'),
         sourceCacheDir: join(this.cacheDir, 'rebuild', 'sources'),
         requireNetworkIsolation: this.init.requireNetworkIsolation,
-        signal
+        signal,
+        onProgress
       })
     }
     return rebuildDebian(
@@ -197,6 +256,7 @@ export class RebuildPipeline {
         outDir: dir,
         signal,
         timeoutMs: this.init.debianTimeoutMs ?? this.init.jobTimeoutSeconds * 1000,
+        onProgress,
         faithful: { buildinfoSources: this.init.debian.buildinfoSources, repositories: this.init.debian.exactRepositories },
         ...(this.init.debian.mirror === undefined ? {} : { mirror: this.init.debian.mirror }),
         ...(this.init.debian.suite === undefined ? {} : { suite: this.init.debian.suite })

@@ -176,11 +176,19 @@ export class RebuildScheduler extends EventEmitter<{ job: [SchedulerEvent] }> {
     }
   }
 
-  /** Loads the queue; jobs interrupted by a crash are queued again. */
-  async start(): Promise<void> {
+  /**
+   * Loads the queue; jobs interrupted by a crash are queued again. Feed jobs `keep` refuses
+   * (a package no longer followed since they were queued) are dropped, not built.
+   */
+  async start(options: { keep?: (job: RebuildJob) => boolean } = {}): Promise<void> {
     if (this.started) return
     for await (const [, job] of this.jobs.iterator(range('queue'))) {
       const j = job as RebuildJob
+      if (j.reason === 'feed' && options.keep !== undefined && !options.keep(j)) {
+        await this.jobs.del(queueKey(j.purl))
+        this.logger.info({ purl: j.purl }, 'rebuild job dropped: its package is no longer followed')
+        continue
+      }
       if (j.state === 'running') {
         this.logger.warn({ purl: j.purl, attempts: j.attempts }, 'rebuild job was interrupted; queued again')
         j.state = 'queued'

@@ -9,6 +9,7 @@ import { API_MAX_POLICY_BYTES } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/index.js'
 import { parsePolicy, type Policy, type PolicyParseOptions } from '../consensus/policy.js'
 import { readFileBounded } from '../files.js'
+import { errorFields, silentLogger, type Logger } from '../logger.js'
 
 export const POLICY_FILE_NAME = 'policy.toml'
 
@@ -53,7 +54,11 @@ export class PolicyFile {
   private state: PolicyState
   private loading: Promise<PolicyState> | undefined
 
-  constructor(readonly file: string) {
+  /** `logger`: each (re)load is logged, loaded or refused with its error. */
+  constructor(
+    readonly file: string,
+    private readonly logger: Logger = silentLogger()
+  ) {
     this.state = { file, generation: 0, error: new RbqError('POLICY_INVALID', `policy file ${file} not read yet`) }
   }
 
@@ -74,7 +79,9 @@ export class PolicyFile {
     if (stamp === this.stamp) return this.state
     const generation = this.state.generation + 1
     try {
-      this.state = { file: this.file, generation, policy: await readPolicyFile(this.file) }
+      const policy = await readPolicyFile(this.file)
+      this.state = { file: this.file, generation, policy }
+      this.logger.info({ file: this.file, generation, threshold: policy.threshold, count: policy.count, roots: policy.roots.map((r) => r.name) }, generation === 1 ? 'policy loaded' : 'policy reloaded')
     } catch (e) {
       const error =
         e instanceof RbqError && e.code === 'FILE_NOT_FOUND'
@@ -84,6 +91,7 @@ export class PolicyFile {
             : new RbqError('POLICY_INVALID', `${this.file}: ${(e as Error).message}`, { cause: e })
       const explainable = await readPolicyFile(this.file, { requireReachableThreshold: false }).catch(() => undefined)
       this.state = { file: this.file, generation, error, ...(explainable === undefined ? {} : { explainable }) }
+      this.logger.warn({ file: this.file, generation, ...errorFields(error) }, 'policy refused: no verdicts until it is fixed')
     }
     this.stamp = stamp
     return this.state

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ApiClient } from '../../node/api/client.js'
 import { sha256Hex } from '../../protocol/index.js'
 import { runRbq } from '../utils/cli.js'
-import { startTestNode, type TestNode } from '../utils/network.js'
+import { startTestNode, waitFor, type TestNode } from '../utils/network.js'
 import { makeTempDir } from '../utils/tmp.js'
 import { attest, delegate, key } from '../unit/node/consensus/fixtures.js'
 
@@ -170,5 +170,40 @@ describe('with a running node', () => {
     const advice = await runRbq(['verify', sha256, '--package', other, '--artifact', DEB, '--policy', needTwo, '--data', data])
     expect(advice.code).toBe(1)
     expect(advice.stderr).toContain('(with your own key as a root: rbq trust add me self)')
+  })
+})
+
+describe('item 9: what the node is doing, and typos', () => {
+  it('rbq status names the running rebuild: purl, phase, time so far', async () => {
+    const recipes = join(tmp.dir, 'recipes')
+    await mkdir(recipes)
+    const go = join(tmp.dir, 'go')
+    await writeFile(join(recipes, 'input.txt'), 'slow\n')
+    await writeFile(
+      join(recipes, 'slow.toml'),
+      `purl = "pkg:generic/slow@1"\ncommand = "while [ ! -e ${go} ]; do sleep 0.05; done; cp input.txt out.txt"\noutputs = ["out.txt"]\n[[source]]\npath = "input.txt"\nsha256 = "${sha256Hex('slow\n')}"\n`
+    )
+    const builder = await startTestNode({ dataDir: join(tmp.dir, 'builder'), toml: { ...WITH_API, rebuild: { share: 0, recipes_dir: recipes } } })
+    try {
+      const req = await runRbq(['rebuild-request', 'pkg:generic/slow@1', '--data', builder.dataDir])
+      expect(req.code, req.stderr).toBe(0)
+      const client = new ApiClient({ dataDir: builder.dataDir })
+      await waitFor(async () => (await client.status()).scheduler?.jobs?.[0]?.phase === 'build', { what: 'the build phase' })
+      const status = await runRbq(['status', '--data', builder.dataDir])
+      expect(status.code, status.stderr).toBe(0)
+      expect(status.stdout).toMatch(/rebuilds +0 queued, 1 running\n +pkg:generic\/slow@1: build, building for \d+s — /)
+    } finally {
+      await writeFile(go, '')
+      await builder.cleanup()
+    }
+  })
+
+  it('a mistyped verb or flag prints the error, a suggestion and where the help is — not the whole help', async () => {
+    const verb = await runRbq(['stauts'])
+    expect(verb.code).toBe(2)
+    expect(verb.stderr).toBe("error: unknown command 'stauts'\n(Did you mean status?)\n(see rbq --help)\n")
+    const flag = await runRbq(['trust', 'add', '--sope', 'x', 'me', 'self'])
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toBe("error: unknown option '--sope'\n(Did you mean --scope?)\n(see rbq trust add --help)\n")
   })
 })

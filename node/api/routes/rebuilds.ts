@@ -15,8 +15,9 @@ export function rebuildRoutes(ctx: ApiContext): ApiRoute[] {
         const purl = canonicalPurl((req.body as RebuildRequest).purl, 'purl')
         const rebuilds = ctx.components.rebuilds
         if (rebuilds === undefined) throw new RbqError('BUILDER_UNAVAILABLE', 'this node does not rebuild (no scheduler is running)')
-        const { status, detail } = await rebuilds.requestRebuild(purl)
-        const body: RebuildResponse = detail === undefined ? { purl, status } : { purl, status, detail }
+        // A version-less Debian purl answers with the version it resolved to.
+        const { purl: queued = purl, status, detail } = await rebuilds.requestRebuild(purl)
+        const body: RebuildResponse = detail === undefined ? { purl: queued, status } : { purl: queued, status, detail }
         return reply.code(202).send(body)
       }
     }

@@ -11,7 +11,9 @@ import { IngestPipeline } from '../../../../node/ingest/pipeline.js'
 import { Publisher } from '../../../../node/ingest/publisher.js'
 import { rebuildConfigFromToml } from '../../../../node/rebuild/config.js'
 import { RebuildPipeline } from '../../../../node/rebuild/pipeline.js'
-import type { FinishedJob } from '../../../../node/rebuild/scheduler.js'
+import type { FinishedJob, RebuildJob } from '../../../../node/rebuild/scheduler.js'
+import { SEP } from '../../../../node/db/buckets.js'
+import { createLogger, type Logger } from '../../../../node/logger.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 
 async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
@@ -43,9 +45,9 @@ async function writeRecipes(): Promise<string> {
   return recipes
 }
 
-async function startRebuild(toml: Record<string, unknown>): Promise<RebuildPipeline> {
+async function startRebuild(toml: Record<string, unknown>, logger?: Logger): Promise<RebuildPipeline> {
   const config = rebuildConfigFromToml(toml, dir)
-  rebuild = new RebuildPipeline({ store, publisher }, { ...config, dataDir: join(dir, 'data') })
+  rebuild = new RebuildPipeline({ store, publisher, ...(logger === undefined ? {} : { logger }) }, { ...config, dataDir: join(dir, 'data') })
   await rebuild.start()
   return rebuild
 }
@@ -103,7 +105,7 @@ describe('RebuildPipeline', () => {
     const recipes = await writeRecipes()
     const p = await startRebuild({ share: 0, recipes_dir: recipes })
     await p.pollFeeds()
-    expect(p.stats()).toEqual({ queued: 0, running: 0 })
+    expect(p.stats()).toEqual({ queued: 0, running: 0, jobs: [] })
     expect(await p.requestRebuild('pkg:generic/a@1')).toMatchObject({ status: 'queued' })
     await until(async () => (await attestations()).length === 1, 'the requested rebuild')
     expect((await attestations())[0]).toMatchObject({ package: 'pkg:generic/a@1', outcome: 'built', seq: 1 })
@@ -116,6 +118,60 @@ describe('RebuildPipeline', () => {
     await until(async () => (await attestations()).length === 1, 'one attestation')
     await p.pollFeeds()
     expect((await attestations()).map((a) => a.package)).toEqual(['pkg:generic/b@1'])
+  })
+})
+
+describe('RebuildPipeline: requests, stale jobs, progress (issue 15)', () => {
+  it('a request queues exactly the purl asked for; a persisted feed job of a package no longer followed is dropped, not built', async () => {
+    const recipes = await writeRecipes()
+    // left by an earlier configuration that followed zlib: the node now follows nothing of Debian
+    const stale: RebuildJob = {
+      purl: 'pkg:deb/debian/zlib@1:1.2.13.dfsg-1?arch=source',
+      target: { backend: 'debian', source: 'zlib', version: '1:1.2.13.dfsg-1' },
+      reason: 'feed',
+      state: 'queued',
+      attempts: 0,
+      notBefore: 0,
+      enqueuedAt: 0
+    }
+    await store.sublevel<RebuildJob>('jobs').put(`queue${SEP}${stale.purl}`, stale)
+    const lines: { msg: string; purl?: string }[] = []
+    const logger = createLogger({ level: 'info', destination: { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string }) } })
+    const p = await startRebuild({ share: 0, recipes_dir: recipes }, logger)
+    expect(p.scheduler.queued()).toEqual([])
+    expect(await p.status(stale.purl)).toBeUndefined()
+    expect(lines).toContainEqual(expect.objectContaining({ purl: stale.purl, msg: 'rebuild job dropped: its package is no longer followed' }))
+
+    expect(await p.requestRebuild('pkg:generic/a@1')).toMatchObject({ purl: 'pkg:generic/a@1', status: 'queued', detail: 'recipes feed; 0 jobs waiting' })
+    await until(async () => (await attestations()).length === 1, 'the requested rebuild')
+    await p.pollFeeds() // share 0: the feed adds nothing
+    expect(p.scheduler.queued()).toEqual([])
+    expect((await attestations()).map((a) => a.package)).toEqual(['pkg:generic/a@1'])
+  })
+
+  it('names the running job with its phase, and logs start, each step and the end', async () => {
+    const recipes = await writeRecipes()
+    const go = join(dir, 'go')
+    await writeFile(
+      join(recipes, 'slow.toml'),
+      `purl = "pkg:generic/slow@1"\ncommand = "while [ ! -e ${go} ]; do sleep 0.05; done; cp input.txt out.txt"\noutputs = ["out.txt"]\n[[source]]\npath = "input.txt"\nsha256 = "${sha256Hex('hello\n')}"\n`
+    )
+    const lines: { msg: string; purl?: string; phase?: string; previousPhase?: string }[] = []
+    const logger = createLogger({ level: 'info', destination: { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string }) } })
+    const p = await startRebuild({ share: 0, recipes_dir: recipes }, logger)
+    await p.requestRebuild('pkg:generic/slow@1')
+    await until(() => p.stats().jobs[0]?.phase === 'build', 'the build phase')
+    const { jobs, running } = p.stats()
+    expect(running).toBe(1)
+    expect(jobs).toEqual([{ purl: 'pkg:generic/slow@1', phase: 'build', message: expect.stringContaining('while'), elapsedSeconds: expect.any(Number), attempt: 1 }])
+    await writeFile(go, '')
+    await until(async () => (await attestations()).length === 1, 'the slow rebuild')
+    await until(() => p.stats().jobs.length === 0, 'the job to leave the running list')
+    const mine = lines.filter((l) => l.purl === 'pkg:generic/slow@1')
+    expect(mine[0]?.msg).toBe('rebuild started')
+    expect(mine.some((l) => l.phase === 'build' && l.previousPhase === 'verify')).toBe(true)
+    expect(mine.some((l) => l.phase === 'done')).toBe(true)
+    expect(mine.at(-1)?.msg).toBe('rebuild job finished')
   })
 })
 
