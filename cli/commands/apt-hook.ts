@@ -17,7 +17,7 @@ import { realpathSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { RbqError } from '../../protocol/errors.js'
-import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
+import { CliExit, EXIT_NEGATIVE, printJson, unexpectedErrorText } from '../exit.js'
 import { nodeClient, withNodeOptions, type NodeOptions } from './status.js'
 
 /** apt passes a few thousand paths at most; 16 MiB of stdin is not a package list. */
@@ -161,7 +161,7 @@ export function registerAptHook(program: Command): void {
       }
       // Anything else (a policy with errors, an unreadable stdin, ...): enforce mode fails
       // closed; warn-only never blocks apt.
-      const why = e instanceof RbqError ? `${e.message} [${e.code}]` : String((e as Error)?.stack ?? e)
+      const why = e instanceof RbqError ? `${e.message} [${e.code}]` : unexpectedErrorText(e, process.env).replace(/^rbq: /, '').trimEnd()
       if (!warnOnly) throw new CliExit(EXIT_NEGATIVE, `rbq: refusing the installation: packages could not be checked: ${why}`)
       process.stderr.write(`rbq: warning: packages were NOT checked (warn-only mode: installing anyway): ${why}\n`)
       return
