@@ -10,14 +10,14 @@
  *   allowPublishToZeroTopicPeers / ignoreDuplicatePublishError
  *                       publishing never throws because nobody listens yet or the frame was
  *                       already seen; sync fills the gaps
- *   scoreParams         per-topic P4 penalty for rejected messages, no delivery-rate penalties
- *                       (P3/P3b) because our topics are quiet by nature
+ *   scoreParams / scoreThresholds
+ *                       peers are scored for what they sent (P4: messages our validator
+ *                       rejected), never for sharing an address (P6 off): gossip-score.ts
  */
 import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
-import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify, type Identify } from '@libp2p/identify'
 import { KEEP_ALIVE, type ConnectionGater, type PrivateKey } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
@@ -29,6 +29,7 @@ import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
 import { MAX_FRAME_BYTES, TOPICS } from '../../protocol/index.js'
 import { VERSION } from '../version.js'
+import { GOSSIP_SCORE_PARAMS, GOSSIP_SCORE_THRESHOLDS } from './gossip-score.js'
 
 export type HostServices = { identify: Identify; ping: Ping; pubsub: GossipSub }
 export type Host = Libp2p<HostServices>
@@ -48,25 +49,6 @@ export interface HostInit {
 
 /** Bootstrap peers are tagged keep-alive so libp2p redials them when they drop. */
 const BOOTSTRAP_TAG = `${KEEP_ALIVE}-rbq-bootstrap`
-
-/**
- * Gossip score per topic. P4 (invalid deliveries) is squared: with weight -4 a peer that had
- * 4 messages rejected (decaying by 10%/s) falls below the publish threshold (-50), 5 below the
- * graylist (-80) and is then ignored entirely.
- */
-const TOPIC_SCORE = createTopicScoreParams({
-  topicWeight: 1,
-  timeInMeshWeight: 0.01,
-  timeInMeshQuantum: 1000,
-  timeInMeshCap: 3600,
-  firstMessageDeliveriesWeight: 1,
-  firstMessageDeliveriesDecay: 0.9,
-  firstMessageDeliveriesCap: 100,
-  meshMessageDeliveriesWeight: 0,
-  meshFailurePenaltyWeight: 0,
-  invalidMessageDeliveriesWeight: -4,
-  invalidMessageDeliveriesDecay: 0.9
-})
 
 /** Creates the host, not started. */
 export async function createHost(init: HostInit): Promise<Host> {
@@ -102,7 +84,8 @@ export async function createHost(init: HostInit): Promise<Host> {
         // One RPC may batch several messages; a single frame is at most MAX_FRAME_BYTES, and
         // larger ones must still arrive to be rejected (and penalised) by the validator.
         maxInboundDataLength: 16 * MAX_FRAME_BYTES,
-        scoreParams: { topics: Object.fromEntries(TOPICS.map((t) => [t, TOPIC_SCORE])) }
+        scoreParams: GOSSIP_SCORE_PARAMS,
+        scoreThresholds: GOSSIP_SCORE_THRESHOLDS
       })
     }
   })
