@@ -6,11 +6,15 @@
  * - Trust graph: built from the policy (the node's file, or one sent with the request) and every
  *   stored delegation and equivocation proof; kept until the policy file changes, a delegation
  *   or proof is stored (the store's per-kind counts move), or an edge in use expires.
- * - Candidates for (package, artifact): every attestation of the package (frameIdsByPackage)
- *   whose subject or upstream names the artifact (artifactNamesOf), and the package's build
- *   failures; decoded frames are cached by id.
+ * - Candidates for (package, artifact): the attestations of the package signed by a key the
+ *   trust graph reaches for it (buildersFor; the store's (package, signer) index), whose subject
+ *   or upstream names the artifact (artifactNamesOf), and their build failures; decoded frames
+ *   are cached by id. Statements of keys no policy trusts are never read nor decoded, so a
+ *   verdict costs what the trusted statements about the package cost, however many strangers
+ *   wrote about it (the engine would ignore them anyway: untrusted keys never change a verdict).
  * - A question with only a digest (or a digest and one of package/artifact): the (package,
- *   artifact) pairs come from the subject and the upstream sha256 indexes — so asking about an
+ *   artifact) pairs come from the subject and the upstream sha256 indexes (whose entries name
+ *   signer and package, so only trusted keys' frames are decoded) — so asking about an
  *   archive file by digest finds what builders saw the archive publish, and gives the verdict
  *   asking by file gives. A pair counts only when a key trusted for that package rebuilt this
  *   digest or saw it published under that name — so an untrusted key that attests a digest
@@ -98,11 +102,11 @@ export class VerdictService {
     const questions = queries.map((q, i) => normalize(q, (f) => fieldOf(i, f)))
     // Pairs to evaluate per question: given directly, or found through the sha256 index.
     const pairs = await mapLimit(questions, PREFETCH_CONCURRENCY, async (q) =>
-      q.package !== undefined && q.artifact !== undefined ? [{ package: q.package, artifact: q.artifact }] : this.pairsFor(q)
+      q.package !== undefined && q.artifact !== undefined ? [{ package: q.package, artifact: q.artifact }] : this.pairsFor(q, trust)
     )
     const packages = new Set<string>()
     for (const list of pairs) for (const p of list) packages.add(p.package)
-    const frames = await this.loadPackages([...packages])
+    const frames = await this.loadPackages([...packages], trust)
     const source: AttestationSource = ({ package: pkg, artifact }) => {
       const pf = frames.get(pkg)
       if (pf === undefined) return []
@@ -228,9 +232,10 @@ export class VerdictService {
    * (package, artifact) pairs attested with this digest, as a subject or as an upstream entry,
    * narrowed by the part of the pair given.
    */
-  private async pairsFor(q: Question): Promise<{ package: string; artifact: string }[]> {
-    const [asSubject, asUpstream] = await Promise.all([this.store.frameIdsBySha256(q.sha256), this.store.frameIdsByUpstreamSha256(q.sha256)])
-    const frames = await this.frames([...new Set([...asSubject, ...asUpstream])])
+  private async pairsFor(q: Question, trust: TrustGraph): Promise<{ package: string; artifact: string }[]> {
+    const entries = await this.store.digestEntries(q.sha256)
+    const trusted = entries.filter((e) => (q.package === undefined || e.package === q.package) && isBuilderFor(trust, e.package, e.keyid))
+    const frames = await this.frames(trusted.map((e) => e.id))
     const seen = new Map<string, { package: string; artifact: string }>()
     for (const f of frames) {
       if (f.kind !== 'attestation') continue
@@ -245,11 +250,13 @@ export class VerdictService {
     return [...seen.keys()].sort().map((k) => seen.get(k)!)
   }
 
-  /** Every attestation of each package, indexed by every artifact name it speaks about. */
-  private async loadPackages(packages: readonly string[]): Promise<Map<string, PackageFrames>> {
+  /** The trusted keys' attestations of each package, indexed by every artifact name they speak about. */
+  private async loadPackages(packages: readonly string[], trust: TrustGraph): Promise<Map<string, PackageFrames>> {
     const out = new Map<string, PackageFrames>()
     await mapLimit(packages, PREFETCH_CONCURRENCY, async (pkg) => {
-      const frames = await this.frames(await this.store.frameIdsByPackage(pkg))
+      const keyids = [...builderSetOf(trust, pkg)]
+      const ids = (await mapLimit(keyids, PREFETCH_CONCURRENCY, (keyid) => this.store.frameIdsByPackageKey(pkg, keyid))).flat()
+      const frames = await this.frames(ids)
       const pf: PackageFrames = { byArtifact: new Map(), failures: [] }
       for (const f of frames) {
         if (f.kind !== 'attestation') continue
@@ -268,6 +275,15 @@ export class VerdictService {
     })
     return out
   }
+}
+
+/** Keys the trust graph reaches for this package (stored purls passed the frame schema). */
+function builderSetOf(trust: TrustGraph, pkg: string): Iterable<string> {
+  return trust.buildersFor(pkg).builders.keys()
+}
+
+function isBuilderFor(trust: TrustGraph, pkg: string, keyid: string): boolean {
+  return trust.buildersFor(pkg).builders.has(keyid)
 }
 
 function normalize(q: VerdictQuery, field: (f: string) => string): Question {

@@ -6,7 +6,7 @@
  */
 import type { AttestationFrame, StatementKind, VerifiedFrame } from '../../protocol/index.js'
 import { artifactNamesOf } from '../consensus/verdict.js'
-import { Bucket, keys } from './buckets.js'
+import { Bucket, arrivalValue, digestEntryValue, keys } from './buckets.js'
 import type { KeyStats, PutOutcome } from './types.js'
 
 export interface BatchOp {
@@ -28,6 +28,8 @@ export interface CommittedState {
   hasSeq(keyid: string, seq: number): Promise<boolean>
   hasProof(keyid: string): boolean
   counts(): Record<StatementKind, number>
+  /** The arrival number the next stored frame gets (Bucket.frameByArrival). */
+  nextArrival(): number
 }
 
 const DUPLICATE: PutOutcome = { status: 'duplicate', conflictsWith: [] }
@@ -38,6 +40,10 @@ export class FrameBatch {
   readonly stats = new Map<string, KeyStats>()
   readonly counts: Record<StatementKind, number>
   readonly proofKeys = new Set<string>()
+  /** Frames and canonical bytes this batch adds. */
+  readonly added = { frames: 0, bytes: 0 }
+  /** The arrival number after this batch's frames. */
+  nextArrival: number
   private readonly ids = new Set<string>()
   private readonly committedMaxSeq = new Map<string, number>()
   /** `keyid SEP seq` -> entries added by this batch. */
@@ -45,6 +51,7 @@ export class FrameBatch {
 
   constructor(private readonly committed: CommittedState) {
     this.counts = { ...committed.counts() }
+    this.nextArrival = committed.nextArrival()
   }
 
   /** Stages one frame; `alreadyStored` comes from one hasMany() over the whole batch. */
@@ -59,19 +66,23 @@ export class FrameBatch {
         break
       }
       case 'delegation':
-        this.put(Bucket.delegationByDelegate, keys.delegationByDelegate(frame.statement.delegate.keyid, frame.id), '')
+        this.ops.push(...indexEntriesOf(frame))
         break
       case 'equivocation': {
         // The first valid proof per key is kept; any later one proves nothing new.
         const keyid = frame.proof.keyid
         if (this.committed.hasProof(keyid) || this.proofKeys.has(keyid)) return DUPLICATE
         this.proofKeys.add(keyid)
-        this.put(Bucket.proofByKey, keyid, frame.id)
+        this.ops.push(...indexEntriesOf(frame))
         break
       }
     }
     this.ids.add(frame.id)
     this.put(Bucket.frame, frame.id, frame.bytes)
+    // Proofs are never evicted, so they take no place in the eviction order.
+    if (frame.kind !== 'equivocation') this.put(Bucket.frameByArrival, keys.arrival(this.nextArrival++, frame.id), arrivalValue(frame.signer.keyid, frame.bytes.length))
+    this.added.frames += 1
+    this.added.bytes += frame.bytes.length
     const stats = await this.statsOf(frame.signer.keyid)
     stats.frames += 1
     stats.bytes += frame.bytes.length
@@ -98,8 +109,7 @@ export class FrameBatch {
     // nothing new, and keeping it would make (keyid, seq) look like an equivocation.
     if (existing.some((e) => e.payloadDigest === frame.payloadDigest)) return undefined
 
-    this.ops.push(...attestationIndexOps(frame))
-    this.put(Bucket.attestationBySeq, keys.attestationBySeq(keyid, seq, frame.id), frame.payloadDigest)
+    this.ops.push(...indexEntriesOf(frame))
     const pending = this.pendingSeq.get(seqKey(keyid, seq)) ?? []
     pending.push({ id: frame.id, payloadDigest: frame.payloadDigest })
     this.pendingSeq.set(seqKey(keyid, seq), pending)
@@ -137,17 +147,39 @@ export class FrameBatch {
 }
 
 /**
- * The digest and name index entries of one attestation: subject digests, upstream digests, and
- * every name it speaks about (artifactNamesOf: a verdict for an artifact reads statements whose
- * subject or upstream names it). Also used to reindex a store written by an older layout.
+ * Every index entry of one stored frame (not its arrival entry, not the counters): the one
+ * definition the write path, the reindex of an older layout, eviction and `rbq db check` share.
+ * For an equivocation proof, the proofByKey entry (only the first proof per key is stored).
+ */
+export function indexEntriesOf(frame: VerifiedFrame): BatchOp[] {
+  switch (frame.kind) {
+    case 'attestation': {
+      const seq = frame.statement.predicate.builder.seq
+      return [...attestationIndexOps(frame), { bucket: Bucket.attestationBySeq, key: keys.attestationBySeq(frame.signer.keyid, seq, frame.id), value: frame.payloadDigest }]
+    }
+    case 'delegation':
+      return [{ bucket: Bucket.delegationByDelegate, key: keys.delegationByDelegate(frame.statement.delegate.keyid, frame.id), value: '' }]
+    case 'equivocation':
+      return [{ bucket: Bucket.proofByKey, key: frame.proof.keyid, value: frame.id }]
+  }
+}
+
+/**
+ * The digest, name and (package, signer) index entries of one attestation: subject digests,
+ * upstream digests (both valued with signer and package, so a digest question filters by trust
+ * before decoding anything), every name it speaks about (artifactNamesOf: a verdict for an
+ * artifact reads statements whose subject or upstream names it), and (package, signer).
  */
 export function attestationIndexOps(frame: AttestationFrame): BatchOp[] {
   const { predicate, subject } = frame.statement
+  const signer = frame.signer.keyid
+  const digestValue = digestEntryValue(signer, predicate.package)
   const ops: BatchOp[] = []
-  for (const s of subject) ops.push({ bucket: Bucket.framesBySha256, key: keys.bySha256(s.digest.sha256, frame.id), value: '' })
-  for (const u of predicate.upstream) ops.push({ bucket: Bucket.framesByUpstreamSha256, key: keys.byUpstreamSha256(u.digest.sha256, frame.id), value: '' })
+  for (const s of subject) ops.push({ bucket: Bucket.framesBySha256, key: keys.bySha256(s.digest.sha256, frame.id), value: digestValue })
+  for (const u of predicate.upstream) ops.push({ bucket: Bucket.framesByUpstreamSha256, key: keys.byUpstreamSha256(u.digest.sha256, frame.id), value: digestValue })
   const names = predicate.outcome === 'failed' ? subject.map((s) => s.name) : artifactNamesOf(frame)
-  for (const name of names) ops.push({ bucket: Bucket.framesByArtifact, key: keys.byArtifact(predicate.package, name, frame.id), value: '' })
+  for (const name of new Set(names)) ops.push({ bucket: Bucket.framesByArtifact, key: keys.byArtifact(predicate.package, name, frame.id), value: '' })
+  ops.push({ bucket: Bucket.framesByPackageKey, key: keys.byPackageKey(predicate.package, signer, frame.id), value: '' })
   return ops
 }
 

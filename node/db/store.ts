@@ -11,14 +11,49 @@ import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { RbqError, openStoredFrame, type StatementKind, type VerifiedFrame } from '../../protocol/index.js'
 import type { Run } from '../../protocol/sync.js'
-import { Bucket, STORE_LAYOUT_VERSION, bucketName, lastPart, parseAttestationBySeq, prefixRange, seqRange, type KeyRange } from './buckets.js'
-import { attestationIndexOps, FrameBatch, type BatchOp, type CommittedState, type SeqEntry } from './frame-batch.js'
-import type { JsonSublevel, KeyStats, PutOutcome, PutStatus, StoreInit, SublevelName } from './types.js'
+import {
+  Bucket,
+  STORE_LAYOUT_VERSION,
+  arrivalValue,
+  bucketName,
+  keys,
+  lastPart,
+  parseArrival,
+  parseAttestationBySeq,
+  parseDigestEntryValue,
+  prefixRange,
+  seqRange,
+  type KeyRange
+} from './buckets.js'
+import { FrameBatch, indexEntriesOf, type BatchOp, type CommittedState, type SeqEntry } from './frame-batch.js'
+import type { ArrivalEntry, DigestEntry, JsonSublevel, KeyStats, KeyUsage, PutOutcome, PutStatus, StoreInit, SublevelName } from './types.js'
 
 type Sub<V> = AbstractSublevel<Level<string, string>, string | Buffer | Uint8Array, string, V>
 
 const KINDS: readonly StatementKind[] = ['attestation', 'delegation', 'equivocation']
-const NO_STATS: KeyStats = { frames: 0, bytes: 0, maxSeq: 0, contiguousSeq: 0 }
+export const NO_STATS: KeyStats = { frames: 0, bytes: 0, maxSeq: 0, contiguousSeq: 0 }
+
+/** Buckets holding index entries (utf8 values); every entry is derived from one stored frame. */
+export const INDEX_BUCKETS = [
+  Bucket.framesBySha256,
+  Bucket.framesByUpstreamSha256,
+  Bucket.framesByArtifact,
+  Bucket.framesByPackageKey,
+  Bucket.attestationBySeq,
+  Bucket.delegationByDelegate,
+  Bucket.proofByKey,
+  Bucket.frameByArrival
+] as const
+/** Buckets holding JSON values. */
+export const JSON_BUCKETS = [Bucket.schema, Bucket.keyStats, Bucket.frameCount, Bucket.jobs, Bucket.watched, Bucket.meta] as const
+
+/** A LevelDB put or delete in one bucket. */
+export type StoreOp = (BatchOp & { type: 'put' }) | { type: 'del'; bucket: Bucket; key: string }
+
+/** LevelDB refused to open because another process holds its lock. */
+export function isLockedError(e: unknown): boolean {
+  return (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || (e as { code?: string }).code === 'LEVEL_LOCKED'
+}
 
 function storeError(what: string, e: unknown): RbqError {
   if (e instanceof RbqError) return e
@@ -40,15 +75,18 @@ export class Store {
   private readonly proofKeys = new Set<string>()
   /** Committed KeyStats of keys read or written since open (bounded by the keys seen). */
   private readonly statsCache = new Map<string, KeyStats>()
+  /** Frames and canonical bytes stored, all signers (the sum of Bucket.keyStats). */
+  private readonly total: KeyUsage = { frames: 0, bytes: 0 }
+  private nextArrival = 1
   private writeChain: Promise<unknown> = Promise.resolve()
 
   private constructor(private readonly db: Level<string, string>) {
     this.frames = db.sublevel<string, Uint8Array>(bucketName(Bucket.frame), { valueEncoding: 'view' })
     this.buckets.set(Bucket.frame, this.frames)
-    for (const b of [Bucket.schema, Bucket.keyStats, Bucket.frameCount, Bucket.jobs, Bucket.watched, Bucket.meta]) {
+    for (const b of JSON_BUCKETS) {
       this.buckets.set(b, db.sublevel<string, unknown>(bucketName(b), { valueEncoding: 'json' }))
     }
-    for (const b of [Bucket.framesBySha256, Bucket.framesByUpstreamSha256, Bucket.framesByArtifact, Bucket.attestationBySeq, Bucket.delegationByDelegate, Bucket.proofByKey]) {
+    for (const b of INDEX_BUCKETS) {
       this.buckets.set(b, db.sublevel<string, string>(bucketName(b), { valueEncoding: 'utf8' }))
     }
   }
@@ -58,8 +96,7 @@ export class Store {
     try {
       await db.open()
     } catch (e) {
-      const locked = (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED'
-      throw storeError(locked ? `store ${dir} is in use by another process` : `cannot open store ${dir}`, e)
+      throw storeError(isLockedError(e) ? `store ${dir} is in use by another process (a running node?)` : `cannot open store ${dir}`, e)
     }
     const store = new Store(db)
     try {
@@ -113,14 +150,112 @@ export class Store {
       for (const [keyid, stats] of batch.stats) this.statsCache.set(keyid, stats)
       for (const kind of KINDS) this.counts[kind] = batch.counts[kind]
       for (const keyid of batch.proofKeys) this.proofKeys.add(keyid)
+      this.total.frames += batch.added.frames
+      this.total.bytes += batch.added.bytes
+      this.nextArrival = batch.nextArrival
       return outcomes
     } catch (e) {
       throw storeError('store write failed', e)
     }
   }
 
-  private toLevelOp(op: BatchOp) {
-    return { type: 'put' as const, sublevel: this.bucket(op.bucket), key: op.key, value: op.value }
+  private toLevelOp(op: BatchOp | StoreOp) {
+    if ('type' in op && op.type === 'del') return { type: 'del' as const, sublevel: this.bucket(op.bucket), key: op.key }
+    return { type: 'put' as const, sublevel: this.bucket(op.bucket), key: op.key, value: (op as BatchOp).value }
+  }
+
+  /** Applies puts and deletes in one atomic batch (rbq db check --repair). Counters are not adopted: reopen the store. */
+  async applyRaw(ops: readonly StoreOp[]): Promise<void> {
+    const result = this.writeChain.then(() => this.db.batch<string, unknown>(ops.map((op) => this.toLevelOp(op)), {}))
+    this.writeChain = result.catch(() => undefined)
+    await result
+  }
+
+  /**
+   * Removes frames (found by their arrival entries) with every index entry and counter change
+   * in ONE atomic batch. Equivocation proofs are never removed. Entries whose frame is gone
+   * meanwhile only lose their arrival entry. Returns what was freed.
+   */
+  evict(entries: readonly ArrivalEntry[]): Promise<KeyUsage> {
+    const result = this.writeChain.then(() => this.evictNow(entries))
+    this.writeChain = result.catch(() => undefined)
+    return result
+  }
+
+  private async evictNow(entries: readonly ArrivalEntry[]): Promise<KeyUsage> {
+    if (entries.length === 0) return { frames: 0, bytes: 0 }
+    try {
+      const values = await this.frames.getMany(entries.map((e) => e.id))
+      const ops: StoreOp[] = []
+      const stats = new Map<string, KeyStats>()
+      const counts = { ...this.counts }
+      const freed: KeyUsage = { frames: 0, bytes: 0 }
+      const gone = new Set<string>()
+      const seqsGone = new Map<string, Set<number>>()
+      for (const [i, entry] of entries.entries()) {
+        const raw = values[i]
+        if (raw === undefined || gone.has(entry.id)) {
+          ops.push({ type: 'del', bucket: Bucket.frameByArrival, key: entry.key })
+          continue
+        }
+        const frame = openStoredFrame(plainBytes(raw))
+        if (frame.kind === 'equivocation') continue
+        ops.push({ type: 'del', bucket: Bucket.frameByArrival, key: entry.key }, { type: 'del', bucket: Bucket.frame, key: frame.id })
+        for (const op of indexEntriesOf(frame)) ops.push({ type: 'del', bucket: op.bucket, key: op.key })
+        gone.add(frame.id)
+        const keyid = frame.signer.keyid
+        let st = stats.get(keyid)
+        if (st === undefined) stats.set(keyid, (st = await this.keyStats(keyid)))
+        st.frames = Math.max(0, st.frames - 1)
+        st.bytes = Math.max(0, st.bytes - frame.bytes.length)
+        counts[frame.kind] = Math.max(0, counts[frame.kind] - 1)
+        freed.frames += 1
+        freed.bytes += frame.bytes.length
+        if (frame.kind === 'attestation') {
+          const seqs = seqsGone.get(keyid) ?? new Set<number>()
+          seqs.add(frame.statement.predicate.builder.seq)
+          seqsGone.set(keyid, seqs)
+        }
+      }
+      for (const [keyid, seqs] of seqsGone) await this.afterSeqsRemoved(keyid, stats.get(keyid)!, seqs, gone)
+      for (const [keyid, st] of stats) {
+        if (st.frames === 0) ops.push({ type: 'del', bucket: Bucket.keyStats, key: keyid })
+        else ops.push({ type: 'put', bucket: Bucket.keyStats, key: keyid, value: st })
+      }
+      for (const kind of KINDS) ops.push({ type: 'put', bucket: Bucket.frameCount, key: kind, value: counts[kind] })
+      await this.db.batch<string, unknown>(ops.map((op) => this.toLevelOp(op)), {})
+      for (const [keyid, st] of stats) this.statsCache.set(keyid, st.frames === 0 ? { ...NO_STATS } : st)
+      for (const kind of KINDS) this.counts[kind] = counts[kind]
+      this.total.frames -= freed.frames
+      this.total.bytes -= freed.bytes
+      return freed
+    } catch (e) {
+      throw storeError('store eviction failed', e)
+    }
+  }
+
+  /** Highest and highest contiguous seq of `keyid` once the frames `gone` (at `seqs`) are removed. */
+  private async afterSeqsRemoved(keyid: string, st: KeyStats, seqs: Set<number>, gone: Set<string>): Promise<void> {
+    const emptied: number[] = []
+    for (const seq of seqs) {
+      const left = (await this.committedState.seqEntries(keyid, seq)).filter((e) => !gone.has(e.id))
+      if (left.length === 0) emptied.push(seq)
+    }
+    if (emptied.length === 0) return
+    const lowest = Math.min(...emptied)
+    if (lowest <= st.contiguousSeq) st.contiguousSeq = lowest - 1
+    if (emptied.includes(st.maxSeq)) {
+      let top = 0
+      for await (const key of this.bucket(Bucket.attestationBySeq).keys({ ...seqRange(keyid, 1, st.maxSeq), reverse: true })) {
+        const { seq, id } = parseAttestationBySeq(key)
+        if (!gone.has(id)) {
+          top = seq
+          break
+        }
+      }
+      st.maxSeq = top
+    }
+    st.contiguousSeq = Math.min(st.contiguousSeq, st.maxSeq)
   }
 
   private readonly committedState: CommittedState = {
@@ -134,7 +269,8 @@ export class Store {
     },
     hasSeq: async (keyid, seq) => (await this.keysIn(Bucket.attestationBySeq, seqRange(keyid, seq, seq), 1)).length > 0,
     hasProof: (keyid) => this.proofKeys.has(keyid),
-    counts: () => this.counts
+    counts: () => this.counts,
+    nextArrival: () => this.nextArrival
   }
 
   // --- frames ------------------------------------------------------------------------------
@@ -189,6 +325,46 @@ export class Store {
   /** Attestations of this package (purl, canonical) with a subject or upstream entry of this name. */
   frameIdsByArtifact(pkg: string, artifact: string): Promise<string[]> {
     return this.idsIn(Bucket.framesByArtifact, prefixRange(pkg, artifact))
+  }
+
+  /** Attestations of this package signed by `keyid` (the (package, signer) index). */
+  frameIdsByPackageKey(pkg: string, keyid: string): Promise<string[]> {
+    return this.idsIn(Bucket.framesByPackageKey, prefixRange(pkg, keyid))
+  }
+
+  /**
+   * Attestations with this sha256 as a subject or an upstream entry, with their signer and
+   * package (from the index values: nothing is decoded), each frame once.
+   */
+  digestEntries(sha256: string): Promise<DigestEntry[]> {
+    return this.read('digestEntries', async () => {
+      const out = new Map<string, DigestEntry>()
+      for (const bucket of [Bucket.framesBySha256, Bucket.framesByUpstreamSha256]) {
+        for await (const [key, value] of this.bucket<string>(bucket).iterator(prefixRange(sha256))) {
+          const id = lastPart(key)
+          if (!out.has(id)) out.set(id, { id, ...parseDigestEntryValue(value) })
+        }
+      }
+      return [...out.values()]
+    })
+  }
+
+  /** Frames in arrival order after the arrival key `after` (from the oldest without it), at most `limit`. */
+  arrivals(after: string | undefined, limit: number): Promise<ArrivalEntry[]> {
+    return this.read('arrivals', async () => {
+      const range = after === undefined ? { limit } : { gt: after, limit }
+      const out: ArrivalEntry[] = []
+      for await (const [key, value] of this.bucket<string>(Bucket.frameByArrival).iterator(range)) {
+        const { id, keyid, bytes } = parseArrival(key, value)
+        out.push({ key, id, keyid, bytes })
+      }
+      return out
+    })
+  }
+
+  /** Frames and canonical bytes stored, all signers together. */
+  usage(): KeyUsage {
+    return { ...this.total }
   }
 
   /** Attestations of this package (any artifact), each id once. */
@@ -305,8 +481,8 @@ export class Store {
       const empty = (await this.db.keys({ limit: 1 }).all()).length === 0
       if (!empty) throw new RbqError('STORE_ERROR', `store ${dir} has data but no layout version; refusing to guess its format`)
       await schema.put('version', STORE_LAYOUT_VERSION)
-    } else if (version === 1) {
-      await this.reindexUpstream()
+    } else if (version === 1 || version === 2) {
+      await this.reindex()
       await schema.put('version', STORE_LAYOUT_VERSION)
     } else if (version !== STORE_LAYOUT_VERSION) {
       throw new RbqError('STORE_ERROR', `store ${dir} has layout version ${version}; this node reads version ${STORE_LAYOUT_VERSION}`)
@@ -315,23 +491,33 @@ export class Store {
       if ((KINDS as readonly string[]).includes(kind)) this.counts[kind as StatementKind] = n
     }
     for await (const keyid of this.bucket(Bucket.proofByKey).keys()) this.proofKeys.add(keyid)
+    for await (const stats of this.bucket<KeyStats>(Bucket.keyStats).values()) {
+      this.total.frames += stats.frames
+      this.total.bytes += stats.bytes
+    }
+    const [last] = await this.bucket(Bucket.frameByArrival).keys({ reverse: true, limit: 1 }).all()
+    if (last !== undefined) this.nextArrival = parseArrival(last, '').arrival + 1
   }
 
   /**
-   * Layout 1 → 2: adds the upstream index entries of every stored attestation (attestationIndexOps
-   * writes all of a frame's entries; the ones layout 1 had are rewritten unchanged). Idempotent:
-   * interrupted, it runs again on the next open, as the version is written only after it.
+   * Layout 1 or 2 → 3: rewrites every index entry of every stored frame (indexEntriesOf: entries
+   * an older layout had are rewritten with their new values) and numbers the frames' arrival in
+   * store order (their real order is not known). Idempotent: the arrival index is cleared first,
+   * and interrupted, it runs again on the next open, as the version is written only after it.
+   * Proofs keep their one entry (only the first proof per key was ever stored).
    */
-  private async reindexUpstream(): Promise<void> {
+  private async reindex(): Promise<void> {
+    await this.bucket(Bucket.frameByArrival).clear()
     let ops: BatchOp[] = []
+    let arrival = 1
     const flush = async () => {
       if (ops.length > 0) await this.db.batch<string, unknown>(ops.map((op) => this.toLevelOp(op)), {})
       ops = []
     }
     for await (const bytes of this.frames.values()) {
       const frame = openStoredFrame(plainBytes(bytes))
-      if (frame.kind !== 'attestation') continue
-      ops.push(...attestationIndexOps(frame))
+      if (frame.kind === 'equivocation') continue
+      ops.push(...indexEntriesOf(frame), { bucket: Bucket.frameByArrival, key: keys.arrival(arrival++, frame.id), value: arrivalValue(frame.signer.keyid, frame.bytes.length) })
       if (ops.length >= 10_000) await flush()
     }
     await flush()

@@ -31,3 +31,19 @@ export type SublevelName = 'jobs' | 'watched' | 'meta'
 
 /** A JSON key/value space of the store for other subsystems (scheduler, watched artifacts, meta). */
 export type JsonSublevel<V = unknown> = AbstractSublevel<Level<string, string>, string | Buffer | Uint8Array, string, V>
+
+/** An attestation named by a digest index, with the signer and package its entry records. */
+export interface DigestEntry {
+  id: string
+  keyid: string
+  package: string
+}
+
+/** An entry of the arrival order (Bucket.frameByArrival). */
+export interface ArrivalEntry {
+  /** The entry's key (arrival number and frame id). */
+  key: string
+  id: string
+  keyid: string
+  bytes: number
+}
