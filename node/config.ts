@@ -19,6 +19,7 @@ import { SYNC_MAX_BATCH_FRAMES } from '../protocol/sync.js'
 import { expandPath, TableReader } from './config-reader.js'
 import { readFileBounded } from './files.js'
 import { DEFAULT_QUOTA_LIMITS } from './ingest/quota.js'
+import { DEFAULT_API_LIMITS_TOML, readApiLimits, type ApiLimits } from './api/limits.js'
 import { LOG_LEVELS, type LogLevel } from './logger.js'
 import { defaultDataDir } from './paths.js'
 import { DEFAULT_REBUILD_CONFIG_TOML, readRebuildConfig, type RebuildConfig } from './rebuild/config.js'
@@ -75,6 +76,8 @@ export interface ApiConfig {
   port: number | undefined
   /** Trust policy file (default <data dir>/policy.toml). */
   policy: string | undefined
+  /** Timeouts, connection cap, body rate, batch concurrency, allowed hosts (node/api/limits.ts). */
+  limits: ApiLimits
 }
 
 export interface NodeConfig {
@@ -142,6 +145,7 @@ listen = "${DEFAULT_API_HOST}"
 # port = ${DEFAULT_API_PORT}
 # The trust policy verdicts are computed with. Default: <data_dir>/policy.toml (rbq init writes it).
 # policy = "/etc/rbq/policy.toml"
+${DEFAULT_API_LIMITS_TOML}
 
 ${DEFAULT_REBUILD_CONFIG_TOML}`
 
@@ -246,7 +250,8 @@ export function configFromToml(source: ConfigSource = {}): NodeConfig {
     enabled: api.bool('enabled', true),
     host: api.string('listen', DEFAULT_API_HOST),
     port: api.optionalInt('port', 0, 65_535),
-    policy: apiPolicy === undefined ? undefined : expandPath(apiPolicy, baseDir)
+    policy: apiPolicy === undefined ? undefined : expandPath(apiPolicy, baseDir),
+    limits: readApiLimits(api)
   }
   if (isIP(apiConfig.host) === 0 && apiConfig.host !== 'localhost') {
     throw new RbqError('CONFIG_INVALID', `config api.listen: expected an IP address such as ${DEFAULT_API_HOST}, got "${apiConfig.host}"`, { field: 'api.listen' })

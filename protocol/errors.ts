@@ -50,7 +50,14 @@ export const ERROR_CODES = [
   'USAGE', // bad command-line usage
   'INTERNAL', // a bug or an unexpected runtime failure, not the input's fault (e.g. ingest: IGNORE, never REJECT)
   'UNSUPPORTED_MEDIA_TYPE', // HTTP API: a request body in a content type the route does not take
-  'TOPIC_MISMATCH' // gossip: a frame whose kind does not belong to the topic it arrived on (REJECT)
+  'TOPIC_MISMATCH', // gossip: a frame whose kind does not belong to the topic it arrived on (REJECT)
+  // HTTP API transport (node/api/server.ts)
+  'REQUEST_TIMEOUT', // headers or body not received in time, or the body arrived too slowly
+  'HOST_NOT_ALLOWED', // Host header not a loopback name with the API port, nor a configured name
+  'ORIGIN_NOT_ALLOWED', // a browser request from another origin (Origin header)
+  'URI_TOO_LONG', // request target over the limit
+  'HEADERS_TOO_LARGE', // request headers over the limit
+  'HTTP_MALFORMED' // not parseable as HTTP/1.1
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

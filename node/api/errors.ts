@@ -21,7 +21,8 @@ const FASTIFY_CODES: Record<string, { code: ErrorCode; message: string }> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'JSON_MALFORMED', message: 'body: empty' },
   FST_ERR_CTP_INVALID_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'content-type header is malformed' },
   FST_ERR_CTP_EMPTY_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'content-type header is empty' },
-  FST_ERR_BAD_URL: { code: 'SCHEMA_INVALID', message: 'malformed URL' },
+  FST_ERR_BAD_URL: { code: 'SCHEMA_INVALID', message: 'malformed URL (bad percent-encoding)' },
+  FST_ERR_MAX_PARAM_LENGTH: { code: 'URI_TOO_LONG', message: 'a path parameter is over the length limit' },
   FST_ERR_ASYNC_CONSTRAINT: { code: 'SCHEMA_INVALID', message: 'malformed request' }
 }
 

@@ -54,6 +54,7 @@ export async function startNodeApi(parts: NodeApiParts): Promise<ApiServer | und
     {
       dataDir: parts.dataDir,
       host: parts.config.host,
+      limits: parts.config.limits,
       ...(parts.config.port === undefined ? {} : { port: parts.config.port }),
       ...(parts.config.policy === undefined ? {} : { policyFile: parts.config.policy }),
       ...(parts.policy === undefined ? {} : { policy: parts.policy })

@@ -98,7 +98,8 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
   private readonly results: Counter<'source' | 'status' | 'code'>
 
   private running = false
-  private readonly inFlight = new Set<string>()
+  /** Frames in the pipeline by id, with their pending outcome (a copy arriving meanwhile shares it). */
+  private readonly inFlight = new Map<string, Promise<IngestResult>>()
   private queuedFrames = 0
   private queuedBytes = 0
   private staged: Item[] = []
@@ -187,17 +188,24 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
       return this.early(source, failure(new RbqError('QUEUE_FULL', `ingest queue full (${this.queuedFrames} frames, ${this.queuedBytes} bytes)`)), peer)
     }
     const id = frameId(bytes)
-    // [IGNORE] DUPLICATE: the same frame is already in the pipeline.
-    if (this.inFlight.has(id)) return this.early(source, failure(new RbqError('DUPLICATE', 'frame already being ingested'), id), peer)
+    // The same frame already in the pipeline: this copy gets its outcome once known — an invalid
+    // frame is rejected each time it is sent, a stored one is a [IGNORE] DUPLICATE for the copy.
+    const pending = this.inFlight.get(id)
+    if (pending !== undefined) {
+      return pending.then((first) =>
+        this.early(source, first.status === 'stored' ? { ...failure(new RbqError('DUPLICATE', 'frame already stored'), id), frame: first.frame! } : first, peer)
+      )
+    }
 
-    this.inFlight.add(id)
     this.queuedFrames++
     this.queuedBytes += bytes.length
-    return new Promise((resolve) => {
+    const outcome = new Promise<IngestResult>((resolve) => {
       this.staged.push({ bytes, source, peer, id, resolve })
       if (this.staged.length >= this.maxBatch) this.flush()
       else this.scheduleFlush()
     })
+    this.inFlight.set(id, outcome)
+    return outcome
   }
 
   /** A result decided before admission. */

@@ -1,4 +1,6 @@
 /** GET /v1/verdict, POST /v1/verdicts (batch, optional policy), POST /v1/trust/explain. */
+import { Readable } from 'node:stream'
+import { performance } from 'node:perf_hooks'
 import {
   API_MAX_BATCH_BODY_BYTES,
   TrustExplainRequestSchema,
@@ -11,9 +13,18 @@ import {
   type VerdictQuery,
   type VerdictsRequest
 } from '../../../protocol/api.js'
+import { canonicalPurl } from '../../../protocol/index.js'
 import type { ApiContext, ApiRoute } from '../context.js'
+import type { BatchGate } from '../limits.js'
 
-export function verdictRoutes(ctx: ApiContext): ApiRoute[] {
+/** Items of the first slice of a batch; later slices are sized to take about SLICE_TARGET_MS. */
+const FIRST_SLICE = 16
+const MAX_SLICE = 1000
+const SLICE_TARGET_MS = 8
+
+const fieldOfItem = (offset: number) => (i: number, f: string) => `artifacts[${offset + i}].${f}`
+
+export function verdictRoutes(ctx: ApiContext, batches: BatchGate): ApiRoute[] {
   return [
     {
       method: 'GET',
@@ -28,9 +39,24 @@ export function verdictRoutes(ctx: ApiContext): ApiRoute[] {
       summary: 'verdicts for up to 10,000 files in one call, under the node policy or the policy sent',
       schema: { body: VerdictsRequestSchema, response: { 200: VerdictsResponseSchema } },
       bodyLimit: API_MAX_BATCH_BODY_BYTES,
-      handler: async (req) => {
+      handler: async (req, reply) => {
         const body = req.body as VerdictsRequest
-        return { results: await ctx.verdicts.answer(body.artifacts, body.policy, (i, f) => `artifacts[${i}].${f}`) }
+        // A few batches at a time (503 + Retry-After beyond the queue): memory and latency stay bounded.
+        const release = await batches.enter()
+        try {
+          // What can fail the whole request fails it before the answer starts: the policy, every purl.
+          await ctx.verdicts.trust(body.policy)
+          body.artifacts.forEach((q, i) => {
+            if (q.package !== undefined) canonicalPurl(q.package, `artifacts[${i}].package`)
+          })
+        } catch (e) {
+          release()
+          throw e
+        }
+        const stream = Readable.from(answerInSlices(ctx, body), { objectMode: true, highWaterMark: 1 })
+        stream.once('close', release)
+        reply.raw.once('close', () => stream.destroy())
+        return reply.type('application/json; charset=utf-8').send(stream)
       }
     },
     {
@@ -44,4 +70,27 @@ export function verdictRoutes(ctx: ApiContext): ApiRoute[] {
       }
     }
   ]
+}
+
+/**
+ * `{ "results": [...] }` written slice by slice: each slice is answered, serialised and handed to
+ * the socket, then the event loop turns (setImmediate) so single verdicts and other requests are
+ * answered between slices; slices are sized to take a few milliseconds. The stream is read only
+ * as fast as the client reads, so a slow reader holds one slice, not the whole answer.
+ */
+async function* answerInSlices(ctx: ApiContext, body: VerdictsRequest): AsyncGenerator<string> {
+  const items = body.artifacts
+  let size = FIRST_SLICE
+  yield '{"results":['
+  for (let at = 0; at < items.length; ) {
+    const slice = items.slice(at, at + size)
+    const started = performance.now()
+    const results = await ctx.verdicts.answer(slice, body.policy, fieldOfItem(at))
+    const took = performance.now() - started
+    yield (at === 0 ? '' : ',') + results.map((r) => JSON.stringify(r)).join(',')
+    at += slice.length
+    size = Math.max(1, Math.min(MAX_SLICE, Math.round(took <= 0 ? size * 2 : (size * SLICE_TARGET_MS) / took), size * 2))
+    await new Promise<void>((resolve) => setImmediate(resolve))
+  }
+  yield ']}'
 }
