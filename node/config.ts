@@ -18,9 +18,10 @@ import { RbqError } from '../protocol/index.js'
 import { SYNC_MAX_BATCH_FRAMES } from '../protocol/sync.js'
 import { expandPath, TableReader } from './config-reader.js'
 import { readFileBounded } from './files.js'
-import { DEFAULT_QUOTA_LIMITS } from './ingest/quota.js'
+import { DEFAULT_QUOTA_LIMITS, DEFAULT_STRANGER_BUDGET } from './ingest/quota.js'
 import { DEFAULT_API_LIMITS_TOML, readApiLimits, type ApiLimits } from './api/limits.js'
 import { LOG_LEVELS, type LogLevel } from './logger.js'
+import { DEFAULT_ADDRESS_BAN_EXEMPT } from './p2p/peer-penalties.js'
 import { defaultDataDir } from './paths.js'
 import { DEFAULT_REBUILD_CONFIG_TOML, readRebuildConfig, type RebuildConfig } from './rebuild/config.js'
 
@@ -44,6 +45,10 @@ export interface P2PConfig {
   mdns: boolean
   /** Connection limit (libp2p connection manager). */
   maxConnections: number
+  /** Distinct peer ids banned (sync violations) from one IP that ban the IP itself; 0 = never. */
+  addressBanAfter: number
+  /** IPs never banned by address (default loopback, where every local node shares one IP). */
+  addressBanExempt: string[]
 }
 
 export interface SyncConfig {
@@ -64,6 +69,10 @@ export interface IngestConfig {
   maxFramesPerKey: number
   /** Storage quota per untrusted signing key: canonical frame bytes. */
   maxBytesPerKey: number
+  /** Total budget for frames of keys no policy trusts, all together (oldest evicted first). */
+  maxStrangerFrames: number
+  /** Their canonical bytes. */
+  maxStrangerBytes: number
 }
 
 /** [api]: the local HTTP API (node/api/). */
@@ -119,6 +128,12 @@ bootstrap = []
 # Discover peers on the local network by multicast DNS.
 mdns = false
 max_connections = 100
+# Ban an IP (refuse and close its connections for 30 min) once this many distinct peer ids from
+# it were banned for sync violations: one bad peer behind a shared NAT does not cost its
+# neighbours, an attacker rotating peer ids does not come back. 0: never ban addresses.
+address_ban_after = 2
+# IPs never banned by address (every node on this host shares loopback).
+address_ban_exempt = ${JSON.stringify(DEFAULT_ADDRESS_BAN_EXEMPT)}
 
 [sync]
 # Catch-up with each connected peer on connect and then every interval.
@@ -134,6 +149,10 @@ max_concurrent_peers = 4
 # Storage quota per signing key that your policy does not trust (frames, bytes).
 max_frames_per_key = ${DEFAULT_QUOTA_LIMITS.maxFramesPerKey}
 max_bytes_per_key = ${DEFAULT_QUOTA_LIMITS.maxBytesPerKey}
+# Total kept from all keys your policy does not trust together (frames, bytes); beyond it their
+# oldest frames are evicted. Trusted keys' frames and equivocation proofs are never evicted.
+max_stranger_frames = ${DEFAULT_STRANGER_BUDGET.maxStrangerFrames}
+max_stranger_bytes = ${DEFAULT_STRANGER_BUDGET.maxStrangerBytes}
 
 [api]
 # The local HTTP API (rbq verbs, the apt hook, scripts). Reads need no token, so keep it on
@@ -155,6 +174,10 @@ function parseMultiaddr(text: string, field: string): ReturnType<typeof multiadd
   } catch (e) {
     throw new RbqError('CONFIG_INVALID', `config ${field}: not a multiaddr: "${text}" (${(e as Error).message})`, { field, cause: e })
   }
+}
+
+function checkIp(text: string, field: string): void {
+  if (isIP(text) === 0) throw new RbqError('CONFIG_INVALID', `config ${field}: expected an IP address like "192.0.2.7" or "::1", got "${text}"`, { field })
 }
 
 function checkMultiaddr(text: string, field: string): void {
@@ -223,7 +246,9 @@ export function configFromToml(source: ConfigSource = {}): NodeConfig {
     announce: p2p.strings('announce', [], checkMultiaddr),
     bootstrap: p2p.strings('bootstrap', [], checkPeerAddr),
     mdns: p2p.bool('mdns', false),
-    maxConnections: p2p.int('max_connections', 100, 1, 10_000)
+    maxConnections: p2p.int('max_connections', 100, 1, 10_000),
+    addressBanAfter: p2p.int('address_ban_after', 2, 0, 100),
+    addressBanExempt: p2p.strings('address_ban_exempt', [...DEFAULT_ADDRESS_BAN_EXEMPT], checkIp)
   }
   p2p.done()
 
@@ -240,7 +265,9 @@ export function configFromToml(source: ConfigSource = {}): NodeConfig {
   const ingestConfig: IngestConfig = {
     workers: ingest.optionalInt('workers', 0, 256),
     maxFramesPerKey: ingest.int('max_frames_per_key', DEFAULT_QUOTA_LIMITS.maxFramesPerKey, 1, Number.MAX_SAFE_INTEGER),
-    maxBytesPerKey: ingest.int('max_bytes_per_key', DEFAULT_QUOTA_LIMITS.maxBytesPerKey, 1, Number.MAX_SAFE_INTEGER)
+    maxBytesPerKey: ingest.int('max_bytes_per_key', DEFAULT_QUOTA_LIMITS.maxBytesPerKey, 1, Number.MAX_SAFE_INTEGER),
+    maxStrangerFrames: ingest.int('max_stranger_frames', DEFAULT_STRANGER_BUDGET.maxStrangerFrames, 0, Number.MAX_SAFE_INTEGER),
+    maxStrangerBytes: ingest.int('max_stranger_bytes', DEFAULT_STRANGER_BUDGET.maxStrangerBytes, 0, Number.MAX_SAFE_INTEGER)
   }
   ingest.done()
 

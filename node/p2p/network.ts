@@ -95,7 +95,7 @@ export class Network {
   }
 
   static async create(components: NetworkComponents, init: NetworkInit): Promise<Network> {
-    const penalties = new PeerPenalties()
+    const penalties = new PeerPenalties({ addressBanAfter: init.p2p.addressBanAfter, addressBanExempt: init.p2p.addressBanExempt })
     const host = await createHost({
       privateKey: init.peerKey,
       listen: init.p2p.listen,
@@ -175,7 +175,7 @@ export class Network {
 
   private redialBootstrap(): void {
     for (const { id, addr } of this.bootstrapPeers) {
-      if (this.host.getConnections(id).length > 0 || this.penalties.isBanned(id)) continue
+      if (this.host.getConnections(id).length > 0 || this.penalties.isBanned(id) || this.penalties.isAddressBanned(addr)) continue
       this.host.dial(addr).catch((e: unknown) => this.log.debug({ peer: id.toString(), ...errorFields(e) }, 'bootstrap redial failed'))
     }
   }

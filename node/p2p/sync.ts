@@ -63,7 +63,7 @@ import type { IngestResult, IngestSource, IngestStatus } from '../ingest/types.j
 import { errorFields, type Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { Host } from './host.js'
-import type { PeerPenalties } from './peer-penalties.js'
+import { ipOf, type PeerPenalties } from './peer-penalties.js'
 import { storedAttestationSeq, type SeqRuns } from './seq-runs.js'
 
 export interface SyncInit {
@@ -83,7 +83,7 @@ export interface SyncIngest {
   submitMany(frames: Uint8Array[], source: IngestSource, peer?: string): Promise<IngestResult[]>
 }
 
-export type SyncHost = Pick<Host, 'handle' | 'unhandle' | 'dialProtocol' | 'getPeers' | 'hangUp' | 'addEventListener' | 'removeEventListener'>
+export type SyncHost = Pick<Host, 'handle' | 'unhandle' | 'dialProtocol' | 'getPeers' | 'getConnections' | 'hangUp' | 'addEventListener' | 'removeEventListener'>
 
 export interface SyncComponents {
   host: SyncHost
@@ -154,6 +154,7 @@ export class SyncService {
     served: Counter<'request'>
     violations: Counter<'code' | 'side'>
     bans: Counter
+    addressBans: Counter
   }
 
   constructor(
@@ -175,7 +176,8 @@ export class SyncService {
         help: 'Sync protocol violations by peers, by error code and side (requester|responder)',
         labelNames: ['code', 'side']
       }),
-      bans: m.counter({ name: 'rbq_sync_bans_total', help: 'Peers disconnected and banned for repeated sync violations' })
+      bans: m.counter({ name: 'rbq_sync_bans_total', help: 'Peers disconnected and banned for repeated sync violations' }),
+      addressBans: m.counter({ name: 'rbq_sync_address_bans_total', help: 'IP addresses banned after several peer ids from them were banned for sync violations' })
     }
   }
 
@@ -392,10 +394,20 @@ export class SyncService {
   private penalise(peer: PeerId, error: RbqError, side: 'requester' | 'responder'): void {
     this.metrics.violations.inc({ code: error.code, side })
     this.log.warn({ peer: peer.toString(), side, ...errorFields(error) }, 'sync protocol violation')
-    if (this.components.penalties.strike(peer)) {
+    const { host, penalties } = this.components
+    const addresses = [...new Set(host.getConnections(peer).flatMap((c) => ipOf(c.remoteAddr) ?? []))]
+    if (penalties.strike(peer, addresses)) {
       this.metrics.bans.inc()
-      this.log.warn({ peer: peer.toString() }, 'peer banned for repeated sync violations')
-      void this.components.host.hangUp(peer).catch(() => undefined)
+      const bannedAddresses = addresses.filter((ip) => penalties.isAddressBanned(ip))
+      this.log.warn({ peer: peer.toString(), addresses, bannedAddresses }, 'peer banned for repeated sync violations')
+      void host.hangUp(peer).catch(() => undefined)
+      if (bannedAddresses.length > 0) {
+        this.metrics.addressBans.inc(bannedAddresses.length)
+        // Every identity on a banned address goes, not only the one that earned it.
+        for (const conn of host.getConnections()) {
+          if (penalties.isAddressBanned(conn.remoteAddr)) void conn.close().catch(() => undefined)
+        }
+      }
     }
   }
 

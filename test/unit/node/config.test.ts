@@ -30,7 +30,7 @@ describe('config', () => {
     expect(config).toMatchObject({
       dataDir: '/srv/rbq',
       log: { level: 'info' },
-      p2p: { listen: [DEFAULT_P2P_LISTEN], announce: [], bootstrap: [], mdns: false, maxConnections: 100 },
+      p2p: { listen: [DEFAULT_P2P_LISTEN], announce: [], bootstrap: [], mdns: false, maxConnections: 100, addressBanAfter: 2, addressBanExempt: ['127.0.0.1', '::1'] },
       sync: { intervalSeconds: 60, batchFrames: 512, timeoutSeconds: 30, maxConcurrentPeers: 4 },
       ingest: { workers: undefined, maxFramesPerKey: 100_000, maxBytesPerKey: 256 * 1024 * 1024 },
       api: { enabled: true, host: '127.0.0.1', port: undefined, policy: undefined }
@@ -52,6 +52,8 @@ announce = ["/dns4/rbq.example.org/tcp/5000"]
 bootstrap = ["/ip4/203.0.113.7/tcp/4777/p2p/12D3KooWBaVYEWBWeE9EBHpBSGWnUqBxqcwhAUxTsxVAxedSkGf5"]
 mdns = true
 max_connections = 20
+address_ban_after = 3
+address_ban_exempt = ["192.0.2.7", "2001:db8::1"]
 [sync]
 interval_seconds = 5
 batch_frames = 64
@@ -71,10 +73,12 @@ max_bytes_per_key = 1000
       announce: ['/dns4/rbq.example.org/tcp/5000'],
       bootstrap: ['/ip4/203.0.113.7/tcp/4777/p2p/12D3KooWBaVYEWBWeE9EBHpBSGWnUqBxqcwhAUxTsxVAxedSkGf5'],
       mdns: true,
-      maxConnections: 20
+      maxConnections: 20,
+      addressBanAfter: 3,
+      addressBanExempt: ['192.0.2.7', '2001:db8::1']
     })
     expect(config.sync).toEqual({ intervalSeconds: 5, batchFrames: 64, timeoutSeconds: 3, maxConcurrentPeers: 1 })
-    expect(config.ingest).toEqual({ workers: 0, maxFramesPerKey: 10, maxBytesPerKey: 1000 })
+    expect(config.ingest).toEqual({ workers: 0, maxFramesPerKey: 10, maxBytesPerKey: 1000, maxStrangerFrames: 200_000, maxStrangerBytes: 300 * 1024 * 1024 })
   })
 
   it('names the field of every mistake', () => {
@@ -90,6 +94,8 @@ max_bytes_per_key = 1000
       ['[p2p]\nannounce = ["/nonsense"]', 'p2p.announce[0]'],
       ['[p2p]\nmdns = "yes"', 'p2p.mdns'],
       ['[p2p]\nlisen = []', 'p2p.lisen'],
+      ['[p2p]\naddress_ban_exempt = ["localhost"]', 'p2p.address_ban_exempt[0]'],
+      ['[p2p]\naddress_ban_after = -1', 'p2p.address_ban_after'],
       ['[sync]\nbatch_frames = 513', 'sync.batch_frames'],
       ['[sync]\ninterval_seconds = 1.5', 'sync.interval_seconds'],
       ['[log]\nlevel = "loud"', 'log.level'],
