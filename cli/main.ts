@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander'
 import { VERSION } from '../node/version.js'
 import { registerAptHook } from './commands/apt-hook.js'
 import { registerAttest } from './commands/attest.js'
+import { registerDb } from './commands/db.js'
 import { registerDelegate } from './commands/delegate.js'
 import { registerDoctor } from './commands/doctor.js'
 import { registerExport } from './commands/export.js'
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerNode(program)
   registerStatus(program)
   registerPeers(program)
+  registerDb(program)
   // Asking for verdicts
   registerVerify(program)
   registerWatch(program)

@@ -108,7 +108,9 @@ export class RbqNode {
         {
           reporterKey: signingKey,
           isTrusted: (keyid) => trust.isTrusted(keyid),
+          trustedKeys: () => trust.all,
           quota: { maxFramesPerKey: config.ingest.maxFramesPerKey, maxBytesPerKey: config.ingest.maxBytesPerKey },
+          strangerBudget: { maxStrangerFrames: config.ingest.maxStrangerFrames, maxStrangerBytes: config.ingest.maxStrangerBytes },
           ...(config.ingest.workers === undefined ? {} : { workers: config.ingest.workers })
         }
       )

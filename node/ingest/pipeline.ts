@@ -15,6 +15,8 @@
  *                                  base64, payload type → SIGNATURE_INVALID → statement schema and
  *                                  semantics, EQUIVOCATION_INVALID for proofs (decode-pool.ts)
  *   [IGNORE] QUOTA_EXCEEDED        an untrusted key over its frames/bytes quota (quota.ts)
+ *   (after each write)             strangers over their total budget: their oldest frames are
+ *                                  evicted (quota.ts StrangerBudget)
  *   [IGNORE] STORE_ERROR           the write failed (disk full, I/O): nothing of it was written
  *   [IGNORE] DUPLICATE             stored meanwhile; the same statement under another signature;
  *                                  a second proof against an already proven key
@@ -46,7 +48,7 @@ import type { Store } from '../db/store.js'
 import { errorFields, silentLogger, type Logger } from '../logger.js'
 import { Metrics } from '../metrics.js'
 import { DecodePool } from './decode-pool.js'
-import { DEFAULT_QUOTA_LIMITS, KeyQuota, type QuotaLimits } from './quota.js'
+import { DEFAULT_QUOTA_LIMITS, DEFAULT_STRANGER_BUDGET, KeyQuota, StrangerBudget, type QuotaLimits, type StrangerBudgetLimits } from './quota.js'
 import { failure } from './results.js'
 import type { IngestEvents, IngestResult, IngestSource } from './types.js'
 
@@ -56,6 +58,10 @@ export interface IngestPipelineInit {
   /** Keys exempt from the quota (e.g. the policy's effective builder set). Default: none. */
   isTrusted?: (keyid: KeyId) => boolean
   quota?: Partial<QuotaLimits>
+  /** The keys isTrusted answers for, as a set (a new object when it changes): the stranger budget. Default: none. */
+  trustedKeys?: () => ReadonlySet<KeyId>
+  /** Total budget for frames of keys no policy trusts (quota.ts StrangerBudget). */
+  strangerBudget?: Partial<StrangerBudgetLimits>
   /** Frames admitted but not finished; beyond it new frames are dropped (QUEUE_FULL). Default 16384. */
   maxQueuedFrames?: number
   /** Bytes of those frames. Default 64 MiB. */
@@ -91,6 +97,7 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
   private readonly logger: Logger
   private readonly pool: DecodePool
   private readonly quota: KeyQuota
+  private readonly budget: StrangerBudget
   private readonly reporterKey: SigningKey
   private readonly maxQueuedFrames: number
   private readonly maxQueuedBytes: number
@@ -121,6 +128,11 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
     this.pool = new DecodePool({ logger: this.logger }, { workers: init.workers ?? availableParallelism() })
 
     const metrics = components.metrics ?? new Metrics()
+    const noKeys: ReadonlySet<KeyId> = new Set()
+    this.budget = new StrangerBudget(
+      { store: this.store, trustedKeys: init.trustedKeys ?? (() => noKeys), ownKey, metrics, logger: this.logger },
+      { ...DEFAULT_STRANGER_BUDGET, ...init.strangerBudget }
+    )
     this.results = metrics.counter({
       name: 'rbq_ingest_frames_total',
       help: 'Frames through the ingest pipeline by source, status and error code (code "none" when stored)',
@@ -294,6 +306,17 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
       const proof = frame.kind === 'attestation' && outcome.conflictsWith.length > 0 ? await this.proveEquivocation(frame, outcome.conflictsWith) : undefined
       this.finish(item, proof === undefined ? { status: 'stored', id: item.id, frame } : { status: 'stored', id: item.id, frame, proof })
     }
+    // Within the write chain, so the next batch's quota sees the store after eviction.
+    try {
+      await this.budget.enforce()
+    } catch (e) {
+      this.logger.error(errorFields(e), "stranger budget not enforced (eviction failed; retried after the next write)")
+    }
+  }
+
+  /** Frames and bytes stored from keys no policy trusts, and the budget for them. */
+  async strangerUsage(): Promise<{ frames: number; bytes: number; limits: StrangerBudgetLimits }> {
+    return { ...(await this.budget.usage()), limits: this.budget.limits }
   }
 
   /** Signs, stores and announces a proof that `frame`'s key equivocated (first proof per key). */

@@ -24,6 +24,11 @@ export class TrustedKeys {
     return this.keys.has(keyid)
   }
 
+  /** The current set; replaced (a new object) on every refresh. */
+  get all(): ReadonlySet<KeyId> {
+    return this.keys
+  }
+
   get size(): number {
     return this.keys.size
   }
