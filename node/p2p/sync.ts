@@ -37,6 +37,7 @@ import {
   encodeSyncMessage,
   packFrames,
   setDigest,
+  subtractRuns,
   summaryRuns,
   wantedRanges,
   SYNC_MAX_BATCH_FRAMES,
@@ -48,6 +49,7 @@ import {
   SYNC_SETS,
   type EndMessage,
   type FramesRequest,
+  type Run,
   type SeqRange,
   type SetDigest,
   type SetRequest,
@@ -107,6 +109,23 @@ export interface SyncReport {
   error?: RbqError
 }
 
+/** A seq range one session is fetching; `settled` resolves when it is done (either way). */
+interface RangeClaim {
+  run: Run
+  settled: Promise<void>
+}
+
+/** Ascending, disjoint, non-adjacent runs covering the same seqs as `runs`. */
+function mergeRuns(runs: Run[]): Run[] {
+  const out: Run[] = []
+  for (const [from, to] of [...runs].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1]
+    if (last !== undefined && from <= last[1] + 1) last[1] = Math.max(last[1], to)
+    else out.push([from, to])
+  }
+  return out
+}
+
 /** Stops a session: the peer broke the protocol (strike) — as opposed to a failed stream. */
 class Violation extends Error {
   constructor(readonly error: RbqError) {
@@ -147,6 +166,10 @@ export class SyncService {
   private timer: ReturnType<typeof setInterval> | undefined
   private stopping = new AbortController()
   private running = false
+  /** Seq ranges being fetched by some session, per key (disjoint, ascending). */
+  private readonly claims = new Map<KeyId, RangeClaim[]>()
+  /** Set fetches under way: one peer at a time per set. */
+  private readonly setFetches = new Map<SyncSet, Promise<void>>()
   private sets: Promise<Record<SyncSet, { digest: SetDigest; frames: Map<string, Uint8Array> }>> | undefined
   private readonly metrics: {
     sessions: Counter<'outcome'>
@@ -155,6 +178,7 @@ export class SyncService {
     violations: Counter<'code' | 'side'>
     bans: Counter
     addressBans: Counter
+    deferred: Counter
   }
 
   constructor(
@@ -177,6 +201,10 @@ export class SyncService {
         labelNames: ['code', 'side']
       }),
       bans: m.counter({ name: 'rbq_sync_bans_total', help: 'Peers disconnected and banned for repeated sync violations' }),
+      deferred: m.counter({
+        name: 'rbq_sync_deferred_total',
+        help: 'Times a session left a missing range (or set) to the session already fetching it from another peer'
+      }),
       addressBans: m.counter({ name: 'rbq_sync_address_bans_total', help: 'IP addresses banned after several peer ids from them were banned for sync violations' })
     }
   }
@@ -265,11 +293,10 @@ export class SyncService {
           first = false
           const local = await this.localSets()
           for (const set of SYNC_SETS) {
-            if (summary[set].digest !== local[set].digest.digest) await this.fetchSet(peer, set, report)
+            if (summary[set].digest !== local[set].digest.digest) await this.fetchSetOnce(peer, set, summary[set].digest, report)
           }
         }
-        const ranges = wantedRanges((keyid) => this.components.runs.runs(keyid), summary.keys)
-        for (let i = 0; i < ranges.length; i += SYNC_MAX_RANGES) await this.fetchFrames(peer, ranges.slice(i, i + SYNC_MAX_RANGES), report)
+        await this.fetchMissing(peer, summary.keys, report)
         after = summary.next
       } while (after !== undefined)
     } catch (e) {
@@ -301,6 +328,90 @@ export class SyncService {
     })
     if (summary === undefined) throw violation('summary response ended without a summary')
     return summary
+  }
+
+  /**
+   * Fetches from `peer` the seqs of its summary page that this node lacks, one peer per range:
+   * a range another session is fetching is not asked for again, only what is still missing once
+   * that session is done (it may have failed). Claims are held only while fetching, never while
+   * waiting, so sessions cannot wait on each other in a circle. Each range is asked of a peer at
+   * most once per session, so a peer advertising seqs it does not serve cannot loop us.
+   */
+  private async fetchMissing(peer: PeerId, entries: readonly SummaryEntry[], report: SyncReport): Promise<void> {
+    const asked = new Map<KeyId, Run[]>()
+    for (;;) {
+      const wanted = wantedRanges((keyid) => this.components.runs.runs(keyid), entries).flatMap(([keyid, from, to]) =>
+        subtractRuns([[from, to]], asked.get(keyid) ?? []).map(([f, t]): SeqRange => [keyid, f, t])
+      )
+      if (wanted.length === 0) return
+      const free = wanted.flatMap(([keyid, from, to]) =>
+        subtractRuns(
+          [[from, to]],
+          (this.claims.get(keyid) ?? []).map((c) => c.run)
+        ).map(([f, t]): SeqRange => [keyid, f, t])
+      )
+      if (free.length === 0) {
+        // Everything still missing is being fetched from another peer: wait for one of those.
+        const busy = new Set(wanted.map(([keyid]) => keyid))
+        const pending = [...this.claims].filter(([keyid]) => busy.has(keyid)).flatMap(([, claims]) => claims.map((c) => c.settled))
+        if (pending.length === 0) continue // unreachable: what is not free is claimed
+        this.metrics.deferred.inc()
+        const signal = this.stopping.signal
+        let onAbort: (() => void) | undefined
+        await Promise.race([...pending, new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }))])
+        if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+        if (signal.aborted) throw new Error('sync stopping')
+        continue
+      }
+      for (const [keyid, from, to] of free) asked.set(keyid, mergeRuns([...(asked.get(keyid) ?? []), [from, to]]))
+      const release = this.claim(free)
+      try {
+        for (let i = 0; i < free.length; i += SYNC_MAX_RANGES) await this.fetchFrames(peer, free.slice(i, i + SYNC_MAX_RANGES), report)
+      } finally {
+        release()
+      }
+    }
+  }
+
+  /** Marks `ranges` as being fetched; the returned function releases them and wakes waiters. */
+  private claim(ranges: readonly SeqRange[]): () => void {
+    let settle!: () => void
+    const settled = new Promise<void>((resolve) => (settle = resolve))
+    const mine: { keyid: KeyId; claim: RangeClaim }[] = ranges.map(([keyid, from, to]) => ({ keyid, claim: { run: [from, to], settled } }))
+    for (const { keyid, claim } of mine) {
+      const list = this.claims.get(keyid) ?? []
+      list.push(claim)
+      list.sort((a, b) => a.run[0] - b.run[0])
+      this.claims.set(keyid, list)
+    }
+    return () => {
+      for (const { keyid, claim } of mine) {
+        const list = (this.claims.get(keyid) ?? []).filter((c) => c !== claim)
+        if (list.length === 0) this.claims.delete(keyid)
+        else this.claims.set(keyid, list)
+      }
+      settle()
+    }
+  }
+
+  /** Fetches a set unless another session is already fetching it; then only if still different. */
+  private async fetchSetOnce(peer: PeerId, set: SyncSet, remoteDigest: string, report: SyncReport): Promise<void> {
+    for (let running = this.setFetches.get(set); running !== undefined; running = this.setFetches.get(set)) {
+      this.metrics.deferred.inc()
+      await running
+    }
+    if ((await this.localSets())[set].digest.digest === remoteDigest) return
+    const fetch = this.fetchSet(peer, set, report)
+    const done = fetch.then(
+      () => undefined,
+      () => undefined
+    )
+    this.setFetches.set(set, done)
+    try {
+      await fetch
+    } finally {
+      if (this.setFetches.get(set) === done) this.setFetches.delete(set)
+    }
   }
 
   private async fetchFrames(peer: PeerId, ranges: SeqRange[], report: SyncReport): Promise<void> {
