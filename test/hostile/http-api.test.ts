@@ -10,7 +10,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { connect as tcpConnect, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatPolicy } from '../../node/consensus/index.js'
 import { policyPath } from '../../node/trust/policy-file.js'
@@ -221,6 +221,8 @@ describe('HTTP API under hostile clients', () => {
     )
     const body = JSON.stringify({ artifacts: items })
     const rssBefore = process.memoryUsage().rss
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+    loopDelay.enable()
     let batchesDone = 0
     let batchBytes = 0
     const batchMs: number[] = []
@@ -246,6 +248,7 @@ describe('HTTP API under hostile clients', () => {
       statuses.push(res.status)
     }
     const answered = await Promise.all(batches)
+    loopDelay.disable()
     for (const b of answered) {
       expect(b.status).toBe(200)
       const json = JSON.parse(b.text) as { results: { status: string }[] }
@@ -257,6 +260,7 @@ describe('HTTP API under hostile clients', () => {
     console.log(
       `[hostile] ${PARALLEL_BATCHES}×${BATCH_ITEMS}-item batches in parallel (${Math.max(...batchMs).toFixed(0)} ms for the slowest, ${(batchBytes / 2 ** 20).toFixed(1)} MiB answer each): ` +
         `${singles.length} single verdicts, p50 ${ms(quantile(sorted, 0.5))}, p99 ${ms(quantile(sorted, 0.99))}, max ${ms(sorted[sorted.length - 1]!)}; ` +
+        `event-loop delay p99 ${ms(loopDelay.percentile(99) / 1e6)}, max ${ms(loopDelay.max / 1e6)} (node and client share the process); ` +
         `test process RSS ${Math.round(rssBefore / 2 ** 20)} → ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB`
     )
   })
