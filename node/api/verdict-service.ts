@@ -13,8 +13,8 @@
  *   verdict costs what the trusted statements about the package cost, however many strangers
  *   wrote about it (the engine would ignore them anyway: untrusted keys never change a verdict).
  * - A question with only a digest (or a digest and one of package/artifact): the (package,
- *   artifact) pairs come from the subject and the upstream sha256 indexes (whose entries name
- *   signer and package, so only trusted keys' frames are decoded) — so asking about an
+ *   artifact) pairs come from the subject and the upstream sha256 indexes, read only under the
+ *   keys the policy reaches (the index key is digest then signer) — so asking about an
  *   archive file by digest finds what builders saw the archive publish, and gives the verdict
  *   asking by file gives. A pair counts only when a key trusted for that package rebuilt this
  *   digest or saw it published under that name — so an untrusted key that attests a digest
@@ -25,6 +25,7 @@ import {
   artifactNamesOf,
   computeVerdicts,
   buildTrustGraph,
+  reachableKeys,
   worstOf,
   type ArtifactQuery,
   type AttestationSource,
@@ -87,6 +88,7 @@ export class VerdictService {
   private readonly policyFile: PolicyFile
   private readonly now: () => number
   private readonly decoded = new Map<string, VerifiedFrame>()
+  private readonly reachableByGraph = new WeakMap<TrustGraph, ReadonlySet<string>>()
   private trustCache: { key: string; policy: Policy; graph: TrustGraph } | undefined
   private trustFrames: { key: string; delegations: DelegationFrame[]; proofs: EquivocationFrame[] } | undefined
 
@@ -205,6 +207,13 @@ export class VerdictService {
     return out
   }
 
+  /** Keys the graph trusts for some package (computed once per graph). */
+  private reachable(trust: TrustGraph): ReadonlySet<string> {
+    let keys = this.reachableByGraph.get(trust)
+    if (keys === undefined) this.reachableByGraph.set(trust, (keys = reachableKeys(trust)))
+    return keys
+  }
+
   private remember(id: string, frame: VerifiedFrame): void {
     if (this.decoded.size >= DECODED_CACHE_MAX) {
       const oldest = this.decoded.keys().next().value
@@ -233,7 +242,7 @@ export class VerdictService {
    * narrowed by the part of the pair given.
    */
   private async pairsFor(q: Question, trust: TrustGraph): Promise<{ package: string; artifact: string }[]> {
-    const entries = await this.store.digestEntries(q.sha256)
+    const entries = await this.store.digestEntries(q.sha256, this.reachable(trust))
     const trusted = entries.filter((e) => (q.package === undefined || e.package === q.package) && isBuilderFor(trust, e.package, e.keyid))
     const frames = await this.frames(trusted.map((e) => e.id))
     const seen = new Map<string, { package: string; artifact: string }>()

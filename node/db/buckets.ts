@@ -16,7 +16,7 @@ import { RbqError } from '../../protocol/index.js'
 export enum Bucket {
   schema = 0, // 'version' -> store layout version (json number)
   frame = 1, // frame id -> canonical frame bytes
-  framesBySha256 = 2, // subject sha256 \0 frame id -> signer keyid \0 package purl  (attestations, every subject)
+  framesBySha256 = 2, // subject sha256 \0 signer keyid \0 frame id -> package purl  (attestations, every subject)
   framesByArtifact = 3, // package purl \0 artifact name \0 frame id -> ''  (attestations, every subject and upstream name)
   attestationBySeq = 4, // builder keyid \0 seq (16 digits) \0 frame id -> payload digest (hex)
   delegationByDelegate = 5, // delegate keyid \0 frame id -> ''
@@ -26,7 +26,7 @@ export enum Bucket {
   jobs = 9, // rebuild scheduler: job key -> job (json; layout owned by node/rebuild)
   watched = 10, // watched artifacts: key -> record (json; layout owned by the verdict engine / API)
   meta = 11, // node meta: name -> value (json; e.g. first-start time, settings that must survive restarts)
-  framesByUpstreamSha256 = 12, // upstream sha256 \0 frame id -> signer keyid \0 package purl  (attestations, every upstream entry)
+  framesByUpstreamSha256 = 12, // upstream sha256 \0 signer keyid \0 frame id -> package purl  (attestations, every upstream entry)
   framesByPackageKey = 13, // package purl \0 signer keyid \0 frame id -> ''  (attestations: a verdict reads only the keys its policy trusts)
   frameByArrival = 14 // arrival (16 digits) \0 frame id -> signer keyid \0 canonical bytes  (every frame but proofs: eviction order)
 }
@@ -36,9 +36,9 @@ export enum Bucket {
  *   1  first layout
  *   2  upstream digests and names indexed (framesByUpstreamSha256; framesByArtifact also under
  *      upstream names); a version-1 store is reindexed when opened (store.ts)
- *   3  (package, signer) index (framesByPackageKey), signer and package as the value of the
- *      digest indexes, arrival order (frameByArrival); a version-1 or -2 store is reindexed
- *      when opened
+ *   3  (package, signer) index (framesByPackageKey), the signer in the digest index keys and
+ *      the package as their value, arrival order (frameByArrival); a version-1 or -2 store is
+ *      reindexed when opened
  */
 export const STORE_LAYOUT_VERSION = 3
 
@@ -82,8 +82,8 @@ export function seqPart(seq: number): string {
 }
 
 export const keys = {
-  bySha256: (sha256: string, id: string) => join([sha256, id]),
-  byUpstreamSha256: (sha256: string, id: string) => join([sha256, id]),
+  bySha256: (sha256: string, keyid: string, id: string) => join([sha256, keyid, id]),
+  byUpstreamSha256: (sha256: string, keyid: string, id: string) => join([sha256, keyid, id]),
   byArtifact: (pkg: string, artifact: string, id: string) => join([pkg, artifact, id]),
   attestationBySeq: (keyid: string, seq: number, id: string) => join([keyid, seqPart(seq), id]),
   delegationByDelegate: (delegate: string, id: string) => join([delegate, id]),
@@ -91,13 +91,6 @@ export const keys = {
   arrival: (arrival: number, id: string) => join([seqPart(arrival), id])
 }
 
-/** Value of a digest index entry: who signed the attestation, and about which package. */
-export const digestEntryValue = (keyid: string, pkg: string) => join([keyid, pkg])
-
-export function parseDigestEntryValue(value: string): { keyid: string; package: string } {
-  const at = value.indexOf(SEP)
-  return { keyid: value.slice(0, at), package: value.slice(at + 1) }
-}
 
 /** Value of an arrival entry: the frame's signer and size, so eviction needs no frame read to choose. */
 export const arrivalValue = (keyid: string, bytes: number) => join([keyid, String(bytes)])

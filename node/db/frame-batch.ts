@@ -6,7 +6,7 @@
  */
 import type { AttestationFrame, StatementKind, VerifiedFrame } from '../../protocol/index.js'
 import { artifactNamesOf } from '../consensus/verdict.js'
-import { Bucket, arrivalValue, digestEntryValue, keys } from './buckets.js'
+import { Bucket, arrivalValue, keys } from './buckets.js'
 import type { KeyStats, PutOutcome } from './types.js'
 
 export interface BatchOp {
@@ -166,17 +166,16 @@ export function indexEntriesOf(frame: VerifiedFrame): BatchOp[] {
 
 /**
  * The digest, name and (package, signer) index entries of one attestation: subject digests,
- * upstream digests (both valued with signer and package, so a digest question filters by trust
- * before decoding anything), every name it speaks about (artifactNamesOf: a verdict for an
+ * upstream digests (both keyed by digest then signer and valued with the package, so a digest
+ * question reads only the keys its policy trusts), every name it speaks about (artifactNamesOf: a verdict for an
  * artifact reads statements whose subject or upstream names it), and (package, signer).
  */
 export function attestationIndexOps(frame: AttestationFrame): BatchOp[] {
   const { predicate, subject } = frame.statement
   const signer = frame.signer.keyid
-  const digestValue = digestEntryValue(signer, predicate.package)
   const ops: BatchOp[] = []
-  for (const s of subject) ops.push({ bucket: Bucket.framesBySha256, key: keys.bySha256(s.digest.sha256, frame.id), value: digestValue })
-  for (const u of predicate.upstream) ops.push({ bucket: Bucket.framesByUpstreamSha256, key: keys.byUpstreamSha256(u.digest.sha256, frame.id), value: digestValue })
+  for (const s of subject) ops.push({ bucket: Bucket.framesBySha256, key: keys.bySha256(s.digest.sha256, signer, frame.id), value: predicate.package })
+  for (const u of predicate.upstream) ops.push({ bucket: Bucket.framesByUpstreamSha256, key: keys.byUpstreamSha256(u.digest.sha256, signer, frame.id), value: predicate.package })
   const names = predicate.outcome === 'failed' ? subject.map((s) => s.name) : artifactNamesOf(frame)
   for (const name of new Set(names)) ops.push({ bucket: Bucket.framesByArtifact, key: keys.byArtifact(predicate.package, name, frame.id), value: '' })
   ops.push({ bucket: Bucket.framesByPackageKey, key: keys.byPackageKey(predicate.package, signer, frame.id), value: '' })

@@ -20,7 +20,6 @@ import {
   lastPart,
   parseArrival,
   parseAttestationBySeq,
-  parseDigestEntryValue,
   prefixRange,
   seqRange,
   type KeyRange
@@ -333,16 +332,18 @@ export class Store {
   }
 
   /**
-   * Attestations with this sha256 as a subject or an upstream entry, with their signer and
-   * package (from the index values: nothing is decoded), each frame once.
+   * Attestations signed by one of `keyids` with this sha256 as a subject or an upstream entry,
+   * with their package (from the index: nothing is decoded), each frame once.
    */
-  digestEntries(sha256: string): Promise<DigestEntry[]> {
+  digestEntries(sha256: string, keyids: Iterable<string>): Promise<DigestEntry[]> {
     return this.read('digestEntries', async () => {
       const out = new Map<string, DigestEntry>()
-      for (const bucket of [Bucket.framesBySha256, Bucket.framesByUpstreamSha256]) {
-        for await (const [key, value] of this.bucket<string>(bucket).iterator(prefixRange(sha256))) {
-          const id = lastPart(key)
-          if (!out.has(id)) out.set(id, { id, ...parseDigestEntryValue(value) })
+      for (const keyid of keyids) {
+        for (const bucket of [Bucket.framesBySha256, Bucket.framesByUpstreamSha256]) {
+          for (const [key, pkg] of await this.bucket<string>(bucket).iterator(prefixRange(sha256, keyid)).all()) {
+            const id = lastPart(key)
+            if (!out.has(id)) out.set(id, { id, keyid, package: pkg })
+          }
         }
       }
       return [...out.values()]
@@ -503,11 +504,12 @@ export class Store {
    * Layout 1 or 2 → 3: rewrites every index entry of every stored frame (indexEntriesOf: entries
    * an older layout had are rewritten with their new values) and numbers the frames' arrival in
    * store order (their real order is not known). Idempotent: the arrival index is cleared first,
-   * and interrupted, it runs again on the next open, as the version is written only after it.
+   * (as are the digest indexes, whose keys now hold the signer), and interrupted, it runs again on the next open, as the version is written only after it.
    * Proofs keep their one entry (only the first proof per key was ever stored).
    */
   private async reindex(): Promise<void> {
-    await this.bucket(Bucket.frameByArrival).clear()
+    // Derived buckets whose keys changed: rebuilt from the frames.
+    for (const b of [Bucket.frameByArrival, Bucket.framesBySha256, Bucket.framesByUpstreamSha256]) await this.bucket(b).clear()
     let ops: BatchOp[] = []
     let arrival = 1
     const flush = async () => {

@@ -29,14 +29,16 @@ afterEach(async () => {
 })
 
 describe('layout 3 indexes', () => {
-  it('indexes attestations by (package, signer) and names signer and package in the digest entries', async () => {
+  it('indexes attestations by (package, signer) and digests by (digest, signer)', async () => {
     const t = attestation(trusted, 1)
     const s = attestation(strangers[0]!, 1, { subjects: [{ name: 'hello_1.deb', sha256: hex64(1) }] })
     const other = attestation(strangers[0]!, 2, { pkg: 'pkg:deb/debian/other@1?arch=source', subjects: [{ name: 'x.deb', sha256: hex64(1) }] })
     await store.putFrames([t, s, other])
     expect(await store.frameIdsByPackageKey(PKG, trusted.publicKey.keyid)).toEqual([t.id])
     expect(await store.frameIdsByPackageKey(PKG, strangers[0]!.publicKey.keyid)).toEqual([s.id])
-    const entries = (await store.digestEntries(hex64(1))).sort((a, b) => (a.id < b.id ? -1 : 1))
+    const signers = [trusted, strangers[0]!].map((k) => k.publicKey.keyid)
+    expect(await store.digestEntries(hex64(1), [trusted.publicKey.keyid])).toEqual([{ id: t.id, keyid: trusted.publicKey.keyid, package: PKG }])
+    const entries = (await store.digestEntries(hex64(1), signers)).sort((a, b) => (a.id < b.id ? -1 : 1))
     expect(entries).toEqual(
       [
         { id: t.id, keyid: trusted.publicKey.keyid, package: PKG },
@@ -113,7 +115,8 @@ describe('StrangerBudget', () => {
     expect((await budget.usage()).frames).toBe(5)
     // Trusted and own frames are all there; the strangers' newest five are.
     for (const k of [trusted, own]) expect((await store.keyStats(k.publicKey.keyid)).frames).toBe(4)
-    const strangerIds = (await store.arrivals(undefined, 100)).filter((e) => strangers.some((k) => k.publicKey.keyid === e.keyid)).map((e) => e.id)
+    const keptStrangers = (await store.arrivals(undefined, 100)).filter((e) => strangers.some((k) => k.publicKey.keyid === e.keyid)).map((e) => e.id)
+    expect(keptStrangers).toEqual(writtenByStrangers.slice(-5))
     const text = await metrics.registry.metrics()
     expect(text).toMatch(/rbq_store_evicted_frames_total 11/)
     expect(text).toMatch(/rbq_store_stranger_frames 5/)
@@ -140,9 +143,9 @@ describe('checkStore', () => {
 
     const raw = new Level<string, string>(path)
     await raw.sublevel<string, string>(bucketName(Bucket.framesByArtifact), { valueEncoding: 'utf8' }).put(keys.byArtifact(PKG, 'ghost.deb', hex64(9)), '')
-    await raw.sublevel<string, string>(bucketName(Bucket.framesBySha256), { valueEncoding: 'utf8' }).del(keys.bySha256(hex64(2), frames[1]!.id))
+    await raw.sublevel<string, string>(bucketName(Bucket.framesBySha256), { valueEncoding: 'utf8' }).del(keys.bySha256(hex64(2), trusted.publicKey.keyid, frames[1]!.id))
     const corrupt = new Uint8Array(frames[2]!.bytes)
-    corrupt[corrupt.length - 5] ^= 1
+    corrupt[corrupt.length - 5] = corrupt[corrupt.length - 5]! ^ 1
     await raw.sublevel<string, Uint8Array>(bucketName(Bucket.frame), { valueEncoding: 'view' }).put(frames[2]!.id, corrupt)
     await raw.sublevel<string, number>(bucketName(Bucket.frameCount), { valueEncoding: 'json' }).put('delegation', 7)
     await raw.close()

@@ -45,7 +45,7 @@ describe('key encoding', () => {
     const other = keys.byArtifact('pkg:deb/debian/hello@10', 'a.deb', 'id')
     expect(other >= range.gte && other < range.lt).toBe(false)
     expect(keys.byArtifact('pkg:deb/debian/hello@1', 'a.deb', 'id') >= range.gte).toBe(true)
-    expect(() => keys.bySha256('a\x00b', 'id')).toThrow()
+    expect(() => keys.bySha256('a\x00b', 'k', 'id')).toThrow()
     expect(bucketName(Bucket.frame)).toBe('01')
   })
 })
