@@ -155,7 +155,8 @@ export class HostCheck {
       return false
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return false
-    return this.allows(url.port === '' ? url.hostname : `${url.hostname}:${url.port}`, url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : port)
+    const originPort = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port
+    return this.allows(`${url.hostname}:${originPort}`, port)
   }
 }
 

@@ -119,7 +119,7 @@ export class ApiServer {
     this.log = (components.logger ?? silentLogger()).child({ component: 'api' })
     this.limits = { ...DEFAULT_API_LIMITS, ...init.limits }
     const cap = effectiveConnectionCap(this.limits.maxConnections)
-    if (cap < this.limits.maxConnections) this.log.warn({ configured: this.limits.maxConnections, cap }, 'api.max_connections lowered to stay below the open-files limit (ulimit -n)')
+    if (cap < this.limits.maxConnections) this.log.info({ configured: this.limits.maxConnections, cap }, 'api.max_connections lowered to stay below the open-files limit (ulimit -n)')
     this.connections = new ConnectionGuard(cap)
     this.bodyRate = new BodyRateGuard(this.limits.minBodyBytesPerSecond)
     this.batches = new BatchGate(this.limits.maxBatches, this.limits.maxQueuedBatches)
@@ -207,7 +207,7 @@ export class ApiServer {
     if (this.init.writeUrlFile !== false) await fs.writeFile(join(this.init.dataDir, API_URL_FILE), this.baseUrl + '\n', { mode: 0o644 })
     if (host !== DEFAULT_API_HOST && host !== '::1' && host !== 'localhost') this.log.warn({ host }, 'API listens beyond loopback: reads need no token')
     this.started = true
-    this.log.info({ url: this.baseUrl }, 'API listening')
+    this.log.info({ url: this.baseUrl, maxConnections: this.connections.cap, allowedHosts: this.limits.allowedHosts }, 'API listening')
   }
 
   /** The configured port, else 4778, else (taken) any free port: clients read <data>/api.url. */
