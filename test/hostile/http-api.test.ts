@@ -12,6 +12,7 @@ import { connect as tcpConnect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openFilesLimit } from '../../node/api/limits.js'
 import { formatPolicy } from '../../node/consensus/index.js'
 import { policyPath } from '../../node/trust/policy-file.js'
 import { sha256Hex } from '../../protocol/index.js'
@@ -19,7 +20,8 @@ import { attest, DEB, key, PKG, policy } from '../unit/node/consensus/fixtures.j
 import { startTestNode, waitFor, type TestNode } from '../utils/network.js'
 
 const LONG = process.env.RBQ_HOSTILE === 'long'
-const SLOW_SOCKETS = LONG ? 6000 : 2000
+/** Client and server ends of every socket live in this process: stay within its open-files limit. */
+const SLOW_SOCKETS = Math.min(LONG ? 6000 : 2000, Math.floor(((openFilesLimit() ?? 65_536) - 512) / 2))
 const PARALLEL_BATCHES = LONG ? 6 : 2
 const BATCH_ITEMS = 10_000
 const PACKAGES = LONG ? 400 : 100
