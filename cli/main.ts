@@ -24,6 +24,7 @@ import { registerPeers } from './commands/peers.js'
 import { registerRevoke } from './commands/publish-delegation.js'
 import { registerRebuild } from './commands/rebuild.js'
 import { registerRebuildRequest } from './commands/rebuild-request.js'
+import { registerStats } from './commands/stats.js'
 import { registerStatus } from './commands/status.js'
 import { registerTrust } from './commands/trust.js'
 import { registerVerdict } from './commands/verdict.js'
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerNode(program)
   registerStatus(program)
   registerPeers(program)
+  registerStats(program)
   registerDb(program)
   // Asking for verdicts
   registerVerify(program)

@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import type { EquivocationFrame, SigningKey, VerifiedFrame } from '../protocol/index.js'
 import { startNodeApi } from './api/node-api.js' // API
@@ -24,6 +25,7 @@ import { loadOrCreatePeerKey } from './p2p/peer-key.js'
 import { dataDirLayout, type DataDirLayout } from './paths.js'
 import { checkListenPorts } from './ports.js'
 import { RebuildPipeline } from './rebuild/pipeline.js'
+import { archiveSuites } from './rebuild/stats.js'
 import { PolicyFile, policyPath } from './trust/policy-file.js'
 import { TrustedKeys } from './trust/trusted-keys.js'
 import { VERSION } from './version.js'
@@ -151,6 +153,11 @@ export class RbqNode {
         libp2p: network.host,
         syncingPeers: () => network.sync.activePeers,
         policy,
+        // rbq stats --suite: the suite's versions from the archive cache the Debian builder uses.
+        debianSuite: archiveSuites({
+          cacheDir: config.rebuild.debian.cacheDir ?? join(paths.cache, 'debian'),
+          ...(config.rebuild.debian.mirror === undefined ? {} : { mirror: config.rebuild.debian.mirror })
+        }),
         ...(rebuilds === undefined ? {} : { rebuilds })
       })
       if (api !== undefined) started.push({ name: 'api', stop: () => api.stop() })

@@ -445,6 +445,49 @@ export const TrustExplanationSchema = Type.Object(
 )
 export type TrustExplanation = Static<typeof TrustExplanationSchema>
 
+// --- statistics (GET /v1/stats) --------------------------------------------------------------
+
+export const StatsQuerySchema = Type.Object(
+  {
+    distribution: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9.+-]*$', default: 'debian', description: 'purl namespace of pkg:deb purls (default debian)' })),
+    suite: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9.+-]*$', description: 'only versions the suite (and its -updates/-security) lists, e.g. bookworm' }))
+  },
+  strict
+)
+export type StatsQuery = Static<typeof StatsQuerySchema>
+
+const PartiesHistogram = Type.Array(Type.Object({ parties: Count, packages: Count }, strict), { description: 'packages by number of parties, ascending' })
+
+/** Counts over source packages (node/rebuild/stats.ts defines each number). No severity score. */
+export const NetworkStatsSchema = Type.Object(
+  {
+    distribution: Type.String(),
+    suite: Nullable(Type.String()),
+    scope: Type.String({ description: 'what was counted, in words' }),
+    packages: Type.Object(
+      { rebuilt: Count, reproduced: Count, unreproducible: Count, disputed: Count, failed: Count, built: Count },
+      { ...strict, description: 'source packages (newest attested version in scope) by state; states add up to rebuilt' }
+    ),
+    versionsSkipped: Count,
+    parties: Type.Object({ keys: Count, byCount: PartiesHistogram }, { ...strict, description: 'distinct signer keys' }),
+    trustedParties: Nullable(Type.Object({ byCount: PartiesHistogram }, { ...strict, description: 'parties under the node policy (null: no usable policy)' })),
+    policyError: Type.Optional(Type.String()),
+    claims: Type.Object({ reproduced: Count, mismatch: Count, failed: Count, built: Count }, { ...strict, description: 'latest statement per (package, key), by outcome' }),
+    unreproducible: Type.Object(
+      {
+        faithful: Count,
+        current: Count,
+        untagged: Count,
+        causes: Type.Array(Type.Object({ tag: Type.String(), packages: Count }, strict), { description: 'diff tags of the mismatch statements, by packages' })
+      },
+      { ...strict, description: 'unreproducible and disputed packages: environment of their mismatches, cause tags' }
+    ),
+    attestations: Count
+  },
+  strict
+)
+export type NetworkStats = Static<typeof NetworkStatsSchema>
+
 // --- events (GET /v1/events, text/event-stream) ----------------------------------------------
 
 export const EVENT_TYPES = ['attestation', 'delegation', 'equivocation', 'verdict'] as const

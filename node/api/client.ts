@@ -21,8 +21,10 @@ import {
   type ApiEventType,
   type AttestationsPage,
   type AttestationsQuery,
+  type NetworkStats,
   type PeerInfo,
   type RebuildResponse,
+  type StatsQuery,
   type StatusResponse,
   type StoredFrame,
   type SubmitResult,
@@ -196,6 +198,11 @@ export class ApiClient {
   /** How a key (key id or ed25519:…) is trusted, under the node policy or `policy` (TOML). */
   explainTrust(key: string, options: { package?: string; policy?: string } = {}): Promise<TrustExplanation> {
     return this.request('POST', '/v1/trust/explain', { json: { key, ...options } })
+  }
+
+  /** Statistics of the network for a distribution (default debian) and optionally a suite. */
+  stats(query: StatsQuery = {}): Promise<NetworkStats> {
+    return this.request('GET', '/v1/stats', { query: { ...query } })
   }
 
   async metrics(): Promise<string> {

@@ -10,6 +10,7 @@ import type { Store } from '../db/store.js'
 import type { IngestResult, IngestSource } from '../ingest/types.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
+import type { SuiteVersions } from '../rebuild/stats.js'
 import type { PublicKey, VerifiedFrame } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { EventHub } from './events.js'
@@ -48,6 +49,8 @@ export interface ApiComponents {
   rebuilds?: ApiRebuilds
   /** Catch-up state for /v1/status. */
   sync?: () => StatusResponse['sync']
+  /** A Debian suite's versions, for GET /v1/stats?suite= (node/rebuild/stats.ts archiveSuites). */
+  debianSuite?: (suite: string, signal?: AbortSignal) => Promise<SuiteVersions & { name: string }>
 }
 
 export type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>

@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { PublicKey } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
-import type { ApiRebuilds } from './context.js'
+import type { ApiComponents, ApiRebuilds } from './context.js'
 import { ApiServer } from './server.js'
 import type { PolicyFile } from '../trust/policy-file.js'
 
@@ -28,6 +28,8 @@ export interface NodeApiParts {
   rebuilds?: ApiRebuilds
   /** The node's policy reader, shared with its trusted-key set. */
   policy?: PolicyFile
+  /** A Debian suite's versions for GET /v1/stats?suite= (node/rebuild/stats.ts archiveSuites). */
+  debianSuite?: ApiComponents['debianSuite']
 }
 
 /** Catch-up state from the sync service's active sessions. */
@@ -49,7 +51,8 @@ export async function startNodeApi(parts: NodeApiParts): Promise<ApiServer | und
       ingest: parts.pipeline,
       ...(parts.libp2p === undefined ? {} : { libp2p: parts.libp2p }),
       ...(syncingPeers === undefined ? {} : { sync: () => syncStatus(syncingPeers) }),
-      ...(parts.rebuilds === undefined ? {} : { rebuilds: parts.rebuilds })
+      ...(parts.rebuilds === undefined ? {} : { rebuilds: parts.rebuilds }),
+      ...(parts.debianSuite === undefined ? {} : { debianSuite: parts.debianSuite })
     },
     {
       dataDir: parts.dataDir,

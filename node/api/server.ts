@@ -45,6 +45,7 @@ import { metricsRoutes } from './routes/metrics.js'
 import { rebuildRoutes } from './routes/rebuilds.js'
 import { statusRoutes } from './routes/status.js'
 import { verdictRoutes } from './routes/verdicts.js'
+import { statsRoutes } from './routes/stats.js'
 import { watchRoutes } from './routes/watch.js'
 import { bearerToken, loadOrCreateApiToken, tokenMatches } from './token.js'
 import { VerdictService } from './verdict-service.js'
@@ -171,6 +172,7 @@ export class ApiServer {
       ...attestationRoutes(this.context),
       ...rebuildRoutes(this.context),
       ...watchRoutes(this.context),
+      ...statsRoutes(this.context),
       ...eventRoutes(this.context),
       ...metricsRoutes(this.context, () => openApiDocument(this.routes, { version: VERSION, url: this.baseUrl }))
     ]
