@@ -68,8 +68,4 @@ export function benchAttestation(key: SigningKey, seq: number, n: number): Verif
   return openFrame(parseFrame(encodeFrame(frame)))
 }
 
-/** Nearest-rank percentile of ascending values. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number
-}
+export { percentile } from './report.js'

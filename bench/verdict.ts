@@ -2,7 +2,10 @@
  * Verdict engine figures (issue 3), each also as a ratio to a baseline measured in the same run:
  * one raw node:crypto Ed25519 verify (what the node already pays per frame it receives).
  *
- *   npm run build && node dist/bench/verdict.js
+ *   npm run build && node dist/bench/verdict.js [--quick] [--json FILE]
+ *
+ * Goal (issue 13): one verdict, 100 attestations, 1M statements: p99 ≤ 1 ms. --quick: an index
+ * of 100k statements and fewer samples. Rows and ratios also go to bench-results/verdict.json.
  *
  *   verdict   one artifact with 100 trusted attestations (10 parties × 10 delegated keys), looked
  *             up in an index of 1M statements. To build the 1M index cheaply, the 100 signed
@@ -27,6 +30,12 @@ import {
   type SigningKey
 } from '../protocol/index.js'
 import { buildTrustGraph, computeVerdicts, type ArtifactQuery, type Policy } from '../node/consensus/index.js'
+import { BenchReport, benchFlags, percentile } from './report.js'
+
+const flags = benchFlags('verdict')
+const QUICK = flags.quick
+const INDEX_SIZE = QUICK ? 100_000 : 1_000_000
+const report = new BenchReport('verdict', flags, { indexSize: INDEX_SIZE })
 
 const NOW = Date.now()
 const EXPIRES = new Date(NOW + 365 * 24 * 3600 * 1000)
@@ -41,8 +50,7 @@ function timeIt(runs: number, fn: () => void): number[] {
   }
   return samples.sort((a, b) => a - b)
 }
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-const fmt = (us: number) => (us >= 10_000 ? `${(us / 1000).toFixed(1)} ms` : `${us.toFixed(1)} µs`)
+const pct = percentile
 
 function delegation(from: SigningKey, to: SigningKey, name: string): DelegationFrame {
   return signDelegation(
@@ -85,12 +93,8 @@ const { privateKey, publicKey } = generateKeyPairSync('ed25519')
 const message = Buffer.alloc(600, 7) // about one attestation payload + PAE header
 const signature = sign(null, message, privateKey)
 timeIt(2000, () => verify(null, message, publicKey, signature))
-const verifySamples = timeIt(20_000, () => verify(null, message, publicKey, signature))
-const verifyUs = pct(verifySamples, 50)
-const ratio = (us: number) => `${(us / verifyUs).toFixed(1)}× verify`
-
-const rows: string[][] = []
-rows.push(['baseline', 'node:crypto Ed25519 verify, 600-byte message', `p50 ${fmt(verifyUs)}`, '1.0× verify'])
+const verifySamples = timeIt(QUICK ? 5000 : 20_000, () => verify(null, message, publicKey, signature))
+report.add({ id: 'verify', what: 'baseline: node:crypto Ed25519 verify, 600-byte message (p50)', value: pct(verifySamples, 50), unit: 'µs' })
 
 // --- 1: one artifact, 100 attestations, 1M-statement index --------------------------------
 {
@@ -103,22 +107,32 @@ rows.push(['baseline', 'node:crypto Ed25519 verify, 600-byte message', `p50 ${fm
   const target = builders.map((b) => attestation(b, PKG, [{ name: DEB, sha256: H }], 1))
   const index = new Map<string, readonly AttestationFrame[]>()
   const t0 = performance.now()
-  for (let i = 0; i < 1_000_000 - target.length; i++) index.set(`pkg:deb/debian/p${i}@1.0?arch=source\nf${i}.deb`, [target[i % target.length]!])
+  for (let i = 0; i < INDEX_SIZE - target.length; i++) index.set(`pkg:deb/debian/p${i}@1.0?arch=source\nf${i}.deb`, [target[i % target.length]!])
   index.set(`${PKG}\n${DEB}`, target)
   const filled = performance.now() - t0
   const source = (q: { package: string; artifact: string }) => index.get(`${q.package}\n${q.artifact}`) ?? []
   const policy = policyOf(roots, 5)
   const query: ArtifactQuery = { package: PKG, artifact: DEB, sha256: H }
-  const cold = timeIt(50, () => computeVerdicts(buildTrustGraph({ policy, delegations, now: NOW }), source, [query]))
+  const cold = timeIt(QUICK ? 20 : 50, () => computeVerdicts(buildTrustGraph({ policy, delegations, now: NOW }), source, [query]))
   const trust = buildTrustGraph({ policy, delegations, now: NOW })
   const check = computeVerdicts(trust, source, [query])[0]!
   if (check.status !== 'reproduced' || check.evidence.claims.length !== 100) throw new Error(`bench setup wrong: ${check.status}`)
   timeIt(200, () => computeVerdicts(trust, source, [query]))
-  const warm = timeIt(2000, () => computeVerdicts(trust, source, [query]))
+  const warm = timeIt(QUICK ? 500 : 2000, () => computeVerdicts(trust, source, [query]))
   let statements = 0
   for (const list of index.values()) statements += list.length
-  rows.push(['verdict', `1 artifact, 100 attestations, index of ${statements.toLocaleString('en')} statements (filled in ${filled.toFixed(0)} ms)`, `p50 ${fmt(pct(warm, 50))}  p99 ${fmt(pct(warm, 99))}`, ratio(pct(warm, 50))])
-  rows.push(['verdict', '  same, trust graph rebuilt each time (cold walk)', `p50 ${fmt(pct(cold, 50))}`, ratio(pct(cold, 50))])
+  const p99 = pct(warm, 99)
+  report.add({
+    id: 'verdict',
+    what: `1 artifact, 100 attestations, index of ${statements.toLocaleString('en')} statements (filled in ${filled.toFixed(0)} ms): p99`,
+    value: p99,
+    unit: 'µs',
+    detail: { p50: pct(warm, 50), max: warm[warm.length - 1]! },
+    baseline: 'verify',
+    goal: 'p99 ≤ 1 ms',
+    met: p99 <= 1000
+  })
+  report.add({ id: 'verdict-cold', what: '  same, trust graph rebuilt each time (cold walk): p50', value: pct(cold, 50), unit: 'µs', baseline: 'verify' })
 }
 
 // --- 2: batch of 10k artifacts --------------------------------------------------------------
@@ -145,8 +159,8 @@ rows.push(['baseline', 'node:crypto Ed25519 verify, 600-byte message', `p50 ${fm
   const warmSamples = timeIt(3, () => computeVerdicts(trust, source, queries))
   const warm = pct(warmSamples, 50)
   const cold = pct(coldSamples, 50)
-  rows.push(['batch', '10,000 artifacts (1,000 packages, 4 statements each)', `${fmt(warm)} total, ${fmt(warm / 10_000)}/artifact`, ratio(warm / 10_000)])
-  rows.push(['batch', '  same, new trust graph (1,000 package walks)', `${fmt(cold)} total, ${fmt(cold / 10_000)}/artifact`, ratio(cold / 10_000)])
+  report.add({ id: 'batch', what: '10,000 artifacts (1,000 packages, 4 statements each), per artifact', value: warm / 10_000, unit: 'µs', detail: { 'total ms': warm / 1000 }, baseline: 'verify' })
+  report.add({ id: 'batch-cold', what: '  same, new trust graph (1,000 package walks), per artifact', value: cold / 10_000, unit: 'µs', detail: { 'total ms': cold / 1000 }, baseline: 'verify' })
 }
 
 // --- 3: delegation walk over 1,000 delegations ----------------------------------------------
@@ -160,14 +174,12 @@ rows.push(['baseline', 'node:crypto Ed25519 verify, 600-byte message', `p50 ${fm
   const size = buildTrustGraph({ policy, delegations, now: NOW }).buildersFor(purl).builders.size
   if (size !== 5 + 1000) throw new Error(`bench setup wrong: ${size} builders`)
   timeIt(20, () => buildTrustGraph({ policy, delegations, now: NOW }).buildersFor(purl))
-  const cold = timeIt(200, () => buildTrustGraph({ policy, delegations, now: NOW }).buildersFor(purl))
+  const cold = timeIt(QUICK ? 50 : 200, () => buildTrustGraph({ policy, delegations, now: NOW }).buildersFor(purl))
   const trust = buildTrustGraph({ policy, delegations, now: NOW })
   trust.buildersFor(purl)
-  const warm = timeIt(10_000, () => trust.buildersFor(purl))
-  rows.push(['walk', '1,000 delegations → 1,005 builders: build graph + first walk', `p50 ${fmt(pct(cold, 50))}  p99 ${fmt(pct(cold, 99))}`, ratio(pct(cold, 50))])
-  rows.push(['walk', '  same package again (cached builder set)', `p50 ${fmt(pct(warm, 50))}`, ratio(pct(warm, 50))])
+  const warm = timeIt(QUICK ? 2000 : 10_000, () => trust.buildersFor(purl))
+  report.add({ id: 'walk', what: '1,000 delegations → 1,005 builders: build graph + first walk (p50)', value: pct(cold, 50), unit: 'µs', detail: { p99: pct(cold, 99) }, baseline: 'verify' })
+  report.add({ id: 'walk-warm', what: '  same package again (cached builder set) (p50)', value: pct(warm, 50), unit: 'µs', baseline: 'verify' })
 }
 
-const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c]!.length)))
-process.stdout.write(`rbq verdict engine — node ${process.version}, ${new Date().toISOString()}\n`)
-for (const r of rows) process.stdout.write(`${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padEnd(widths[1]!)}  ${r[2]!.padEnd(widths[2]!)}  ${r[3]}\n`)
+report.finish()
