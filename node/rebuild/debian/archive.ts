@@ -5,14 +5,14 @@
  * Packages indexes (main and debian-installer, for .udebs) are checked against the SHA256 list
  * it signs. Everything lives in a cache dir of ours; the host's apt configuration is only read.
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, normalize } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
 import { RbqError } from '../../../protocol/errors.js'
 import { pickCompanionSuites, pickDebianArchive, readAptSources, type ArchiveLocation } from './apt-sources.js'
-import { parseChecksumList, parseParagraph, splitParagraphs, type Paragraph } from './deb822.js'
+import { parseChecksumList, parseParagraph, type Paragraph } from './deb822.js'
 import { downloadVerified, fetchBytes, type Expected } from './download.js'
 import { run } from '../../run.js'
 import { binNmuSuffix, compareVersions } from './version.js'
@@ -66,6 +66,16 @@ export interface SourcePackage {
   /** Every file of the source package, the .dsc included, with digests from the signed Sources. */
   files: SourceFile[]
   dsc: SourceFile
+}
+
+/** One source package as the archive-wide feed sees it (DebianArchive.allSources). */
+export interface SourceSummary {
+  name: string
+  version: string
+  /** Sum of the sizes of its files (.dsc, tarballs, diff). */
+  bytes: number
+  /** Suite the newest version comes from (e.g. bookworm-security). */
+  suite: string
 }
 
 export interface BinaryPackage {
@@ -154,20 +164,110 @@ async function decompress(path: string, signal?: AbortSignal): Promise<Buffer> {
   return r.stdout
 }
 
-/** Raw paragraphs grouped by a key; paragraphs are parsed only when looked up. */
-type ParagraphIndex = Map<string, string[]>
+/**
+ * Raw paragraphs grouped by a key, parsed only when looked up. Backed by the decompressed index
+ * text and, per key, the character ranges of its paragraphs: a read-only Map-like view.
+ */
+export class ParagraphIndex {
+  constructor(
+    private readonly text: Buffer, // UTF-8
+    private readonly ranges: Map<string, number[]> // key → [byte offset, byte length, ...]
+  ) {}
 
-function indexBy(text: string, keyOf: (raw: string) => string | undefined): ParagraphIndex {
-  const index: ParagraphIndex = new Map()
-  for (const raw of splitParagraphs(text)) {
-    const key = keyOf(raw)
-    if (key === undefined) continue
-    const list = index.get(key)
-    if (list === undefined) index.set(key, [raw])
-    else list.push(raw)
+  static empty(): ParagraphIndex {
+    return new ParagraphIndex(Buffer.alloc(0), new Map())
   }
-  return index
+
+  get size(): number {
+    return this.ranges.size
+  }
+
+  has(key: string): boolean {
+    return this.ranges.has(key)
+  }
+
+  get(key: string): string[] | undefined {
+    const r = this.ranges.get(key)
+    if (r === undefined) return undefined
+    const out: string[] = []
+    for (let i = 0; i < r.length; i += 2) out.push(this.text.toString('utf8', r[i] as number, (r[i] as number) + (r[i + 1] as number)))
+    return out
+  }
+
+  keys(): IterableIterator<string> {
+    return this.ranges.keys()
+  }
+
+  *entries(): IterableIterator<[string, string[]]> {
+    for (const k of this.ranges.keys()) yield [k, this.get(k) as string[]]
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string[]]> {
+    return this.entries()
+  }
+
+  /** The same paragraphs as splitParagraphs(text.toString()), remembered by byte range. */
+  static build(raw: Buffer, keyOf: (raw: string) => string | undefined): ParagraphIndex {
+    // latin1: one char per byte, so string offsets are byte offsets; the separators and the
+    // keys (package names) are ASCII, paragraphs are decoded as UTF-8 on lookup.
+    let bytes = raw
+    let text = raw.toString('latin1')
+    if (text.includes('\r')) {
+      text = text.replace(/\r\n/g, '\n')
+      bytes = Buffer.from(text, 'latin1')
+    }
+    const ranges = new Map<string, number[]>()
+    const add = (start: number, end: number) => {
+      while (start < end && text.charCodeAt(start) === 10) start++
+      while (end > start && text.charCodeAt(end - 1) === 10) end--
+      if (start === end) return
+      const para = text.slice(start, end)
+      if (para.trim() === '' || para.split('\n').every((l) => l.startsWith('#') || l.trim() === '')) return
+      const key = keyOf(para)
+      if (key === undefined) return
+      const list = ranges.get(key)
+      if (list === undefined) ranges.set(key, [start, end - start])
+      else list.push(start, end - start)
+    }
+    let from = 0
+    for (const m of text.matchAll(/\n[ \t]*\n/g)) {
+      add(from, m.index)
+      from = m.index + m[0].length
+    }
+    add(from, text.length)
+    return new ParagraphIndex(bytes, ranges)
+  }
+
+  /**
+   * On-disk form, so a new process opens a parsed index in a fraction of a second instead of
+   * decompressing and splitting it again: `<base>.txt` (the decompressed text) and `<base>.json`
+   * (the key ranges and the text's sha256, checked on load: a truncated or altered text is
+   * rebuilt from the verified compressed index).
+   */
+  async save(base: string): Promise<void> {
+    const textSha256 = createHash('sha256').update(this.text).digest('hex')
+    const tmp = `.part-${process.pid}-${randomBytes(4).toString('hex')}`
+    await writeFile(base + '.txt' + tmp, this.text)
+    await rename(base + '.txt' + tmp, base + '.txt')
+    await writeFile(base + '.json' + tmp, JSON.stringify({ format: PARSED_INDEX_FORMAT, textSha256, ranges: [...this.ranges] }))
+    await rename(base + '.json' + tmp, base + '.json')
+  }
+
+  /** The saved index, or undefined when absent, of another format, or not matching its text. */
+  static async load(base: string): Promise<ParagraphIndex | undefined> {
+    try {
+      const meta = JSON.parse(await readFile(base + '.json', 'utf8')) as { format?: number; textSha256?: string; ranges?: [string, number[]][] }
+      if (meta.format !== PARSED_INDEX_FORMAT || !Array.isArray(meta.ranges)) return undefined
+      const text = await readFile(base + '.txt')
+      if (createHash('sha256').update(text).digest('hex') !== meta.textSha256) return undefined
+      return new ParagraphIndex(text, new Map(meta.ranges))
+    } catch {
+      return undefined
+    }
+  }
 }
+
+const PARSED_INDEX_FORMAT = 2
 
 const sourceKey = (raw: string): string | undefined => /^Package:[ \t]*(\S+)/m.exec(raw)?.[1]
 const binarySourceKey = (raw: string): string | undefined => /^Source:[ \t]*(\S+)/m.exec(raw)?.[1] ?? sourceKey(raw)
@@ -175,8 +275,8 @@ const binarySourceKey = (raw: string): string | undefined => /^Source:[ \t]*(\S+
 // Parsed indexes by their signed sha256, shared by every DebianArchive of this process (a
 // Packages index is ~50 MB of text: parse it once per test run, not once per build).
 const parsedIndexes = new Map<string, Promise<ParagraphIndex>>()
-// The main suite's Sources + Packages take ~0.5 GB of heap together; the debian-installer
-// index and the -updates/-security suites are small next to them.
+// The main suite's Sources + Packages are ~0.1 GB of text plus their key ranges; the
+// debian-installer index and the -updates/-security suites are small next to them.
 const MAX_PARSED_INDEXES = 10
 
 /** One signed suite of the release. */
@@ -243,6 +343,39 @@ export class DebianArchive {
   }
 
   /**
+   * Every source package of the release (main): the newest version of each name over all
+   * suites, with its total size (every file of the source package). Extra-Source-Only entries
+   * (kept only for Built-Using) are left out. What the archive-wide feed samples from.
+   */
+  async allSources(signal?: AbortSignal): Promise<SourceSummary[]> {
+    const newest = new Map<string, SourceSummary>()
+    for (const suite of this.suites) {
+      const index = await this.index(suite, 'main/source/Sources', sourceKey, signal, suite !== this.suites[0])
+      for (const [name, raws] of index) {
+        for (const raw of raws) {
+          if (/^Extra-Source-Only:[ \t]*yes/im.test(raw)) continue
+          const version = /^Version:[ \t]*(\S+)/m.exec(raw)?.[1]
+          if (version === undefined) continue
+          const seen = newest.get(name)
+          if (seen !== undefined && compareVersions(version, seen.version) <= 0) continue
+          const files = /^Checksums-Sha256:[^\n]*((?:\n[ \t][^\n]*)*)/im.exec(raw)?.[1] ?? ''
+          const bytes = files.split('\n').reduce((sum, line) => sum + Number(/^\s+[0-9a-f]{64}\s+(\d+)\s/i.exec(line)?.[1] ?? 0), 0)
+          newest.set(name, { name, version, bytes, suite: suite.location.suite })
+        }
+      }
+    }
+    return [...newest.values()]
+  }
+
+  /** Digest of each suite's signed Sources index: equal digests, equal source lists. */
+  sourcesDigests(): string[] {
+    return this.suites.map((s) => {
+      const e = ['.xz', '.gz'].map((ext) => s.release.sha256.get(`main/source/Sources${ext}`)).find((x) => x !== undefined)
+      return `${s.location.mirror} ${s.location.suite} ${e?.sha256 ?? 'none'}`
+    })
+  }
+
+  /**
    * The binaries built from this exact source version, from every Packages index of every suite
    * (main/binary-<arch> and main/debian-installer/binary-<arch> for .udebs); a file listed in
    * two suites (same pool path) counts once.
@@ -275,7 +408,7 @@ export class DebianArchive {
     const { release, location } = suite
     const flavour = ['.xz', '.gz'].find((ext) => release.sha256.has(base + ext))
     if (flavour === undefined) {
-      if (optional) return new Map()
+      if (optional) return ParagraphIndex.empty()
       throw new RbqError('FEED_ERROR', `${base}.{xz,gz} not listed in InRelease of ${location.mirror} ${location.suite}`)
     }
     if (optional) {
@@ -284,7 +417,7 @@ export class DebianArchive {
       } catch (e) {
         if (signal?.aborted === true || !(e instanceof RbqError && (e.code === 'DOWNLOAD_FAILED' || e.code === 'CHECKSUM_MISMATCH'))) throw e
         this.warnings.add(`${location.mirror} ${location.suite} ${base}${flavour} not read (${e.message}); counted as empty`)
-        return new Map()
+        return ParagraphIndex.empty()
       }
     }
     const path = base + flavour
@@ -292,6 +425,10 @@ export class DebianArchive {
     const cached = parsedIndexes.get(expected.sha256)
     if (cached !== undefined) return cached
     const load = (async () => {
+      // Parsed once per index digest and key, kept next to the compressed index across restarts.
+      const parsed = join(this.cacheDir, 'indexes', `${expected.sha256}.${keyOf === sourceKey ? 'by-package' : 'by-source'}`)
+      const saved = await ParagraphIndex.load(parsed)
+      if (saved !== undefined) return saved
       const local = join(this.cacheDir, 'indexes', `${expected.sha256}${flavour}`)
       const byHash = path.replace(/[^/]+$/, `by-hash/SHA256/${expected.sha256}`)
       const dists = `${location.mirror}/dists/${location.suite}`
@@ -303,7 +440,9 @@ export class DebianArchive {
         if (!(release.acquireByHash && e instanceof RbqError && e.code === 'DOWNLOAD_FAILED')) throw e
         await downloadVerified(`${dists}/${path}`, local, expected, signal)
       }
-      return indexBy((await decompress(local, signal)).toString('utf8'), keyOf)
+      const index = ParagraphIndex.build(await decompress(local, signal), keyOf)
+      await index.save(parsed).catch(() => undefined) // a cache only: a full disk must not fail the build
+      return index
     })()
     parsedIndexes.set(expected.sha256, load)
     load.catch(() => parsedIndexes.delete(expected.sha256))

@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isRbqError } from '../../../../../protocol/errors.js'
-import { archiveKey, DebianArchive, parseRelease, verifyInRelease, type ReleaseInfo } from '../../../../../node/rebuild/debian/archive.js'
+import { archiveKey, DebianArchive, ParagraphIndex, parseRelease, verifyInRelease, type ReleaseInfo } from '../../../../../node/rebuild/debian/archive.js'
+import { splitParagraphs } from '../../../../../node/rebuild/debian/deb822.js'
 import { makeTempDir } from '../../../../utils/tmp.js'
 
 const RELEASE = `Origin: Debian
@@ -178,5 +179,39 @@ describe('DebianArchive lookups (loopback mirror)', () => {
     expect(archive.poolCachePath('pool/main/h/hello/x.dsc')).toBe(join(tmp.dir, 'mirror/pool/main/h/hello/x.dsc'))
     expect(() => archive.poolUrl('../../etc/passwd')).toThrow(/unsafe path/)
     expect(() => archive.poolCachePath('pool/../../x')).toThrow(/unsafe path/)
+  })
+})
+
+describe('ParagraphIndex (parsed index, cached on disk)', () => {
+  const TEXT = 'Package: a\r\nMaintainer: Jörg Ü <j@example.org>\r\n\r\nPackage: b\nVersion: 1\n \t\n# only a comment\n\n\n\nPackage: a\nVersion: 2\n\nVersion: 3\n'
+  const keyOf = (raw: string) => /^Package:[ \t]*(\S+)/m.exec(raw)?.[1]
+
+  it('holds the paragraphs splitParagraphs finds, grouped by key, UTF-8 intact', () => {
+    const idx = ParagraphIndex.build(Buffer.from(TEXT, 'utf8'), keyOf)
+    const expected = new Map<string, string[]>()
+    for (const raw of splitParagraphs(TEXT)) {
+      const k = keyOf(raw)
+      if (k !== undefined) expected.set(k, [...(expected.get(k) ?? []), raw])
+    }
+    expect(new Map(idx.entries())).toEqual(expected)
+    expect(idx.get('a')?.[0]).toContain('Jörg Ü')
+    expect(idx.size).toBe(2)
+    expect(idx.get('zz')).toBeUndefined()
+  })
+
+  it('saves and loads the same index; a changed text file is not loaded', async () => {
+    const tmp = await makeTempDir('rbq-parsed-')
+    try {
+      const base = join(tmp.dir, 'x.by-package')
+      const idx = ParagraphIndex.build(Buffer.from(TEXT, 'utf8'), keyOf)
+      await idx.save(base)
+      const back = await ParagraphIndex.load(base)
+      expect(back === undefined ? undefined : new Map(back.entries())).toEqual(new Map(idx.entries()))
+      await writeFile(`${base}.txt`, TEXT.replace('Version: 2', 'Version: 9'))
+      expect(await ParagraphIndex.load(base)).toBeUndefined()
+      expect(await ParagraphIndex.load(join(tmp.dir, 'absent'))).toBeUndefined()
+    } finally {
+      await tmp.cleanup()
+    }
   })
 })
