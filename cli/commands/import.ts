@@ -1,27 +1,33 @@
 /**
- * `rbq import rebuilderd FILE|URL`: records a rebuilderd instance's GOOD results as
- * `reproduced` attestations signed by this machine's bridge key (`<data>/bridge.key`, created
- * on first use) and submits them to the node. Nothing counts until a curator trusts the bridge
- * key (`rbq trust add NAME ed25519:…`). What is and is not recorded: node/bridge/bridge.ts.
+ * `rbq import rebuilderd URL|FILE`: records a rebuilderd instance's GOOD Debian results as
+ * `reproduced` attestations signed by this machine's bridge key (`<data>/bridge.key`, created on
+ * first use) and submits them to the node. Nothing counts until a curator trusts the bridge key
+ * (`rbq trust add NAME ed25519:…`). What is and is not recorded, and why: node/bridge/README.md.
  *
- * The whole list is read, validated and planned before anything is signed or sent; a bad row
- * stops the import naming the row. If the node fails midway, the summary says how many
- * statements were submitted. Progress goes to stderr.
+ * The list (every v1 page) is read, rows' attestations fetched and verified with the pinned keys,
+ * and the import planned before anything is signed or sent. Records the node stored are
+ * remembered (`<data>/bridge-state/`), so running it again signs only what is new. Progress goes
+ * to stderr.
  */
+import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { RbqError } from '../../protocol/errors.js'
-import { CliExit, EXIT_USAGE, printJson } from '../exit.js'
+import { CliExit, EXIT_NEGATIVE, EXIT_USAGE, printJson } from '../exit.js'
 import { withNode, withNodeOptions, type NodeOptions } from './status.js'
 
 interface ImportOptions extends NodeOptions {
   dryRun?: boolean
   json?: boolean
-  lists?: string
   quiet?: boolean
+  key: string[]
+  keyId: string[]
+  allowUnsigned?: boolean
+  allowHttp?: boolean
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+const collect = (v: string, prev: string[]) => [...prev, v]
 
 export function registerImport(program: Command): void {
   const imp = program.command('import').description('import rebuild results from other systems as attestations signed by a local bridge key')
@@ -29,109 +35,186 @@ export function registerImport(program: Command): void {
   withNodeOptions(
     imp
       .command('rebuilderd')
-      .description('import a rebuilderd package list (v0 /api/v0/pkgs/list or v1 /api/v1/packages/binary JSON): GOOD rows become reproduced attestations')
-      .argument('<source>', 'a file, or an http(s) URL of the list')
-      .option('--dry-run', 'read and plan only: nothing is signed or submitted')
-      .option('--lists <dir>', 'apt lists whose Packages indexes give the digests (default /var/lib/apt/lists)')
+      .description(
+        'import a rebuilderd instance\'s GOOD Debian rows as reproduced attestations: its signed in-toto links are verified with the key you pin; ' +
+          'the source is an instance URL (https://host/), a list URL (…/api/v1/packages/binary, …/api/v0/pkgs/list) or a saved list file'
+      )
+      .argument('<source>', 'an https URL of the instance or its list, or a file')
+      .option('--key <file>', 'the instance\'s public key(s), PEM as /api/v1/meta/public-keys publishes them (repeatable)', collect, [])
+      .option('--key-id <id>', 'pin the instance key with this in-toto key id (the keyid in its attestations\' signatures); the key is fetched from the instance and must match (repeatable)', collect, [])
+      .option('--allow-unsigned', 'also import rows without an attestation verified by a pinned key; their statements are tagged unauthenticated-source')
+      .option('--allow-http', 'accept plain http:// (unauthenticated transport)')
+      .option('--dry-run', 'read, verify and plan only: nothing is signed, submitted or remembered')
       .option('--json', 'print the summary as JSON')
       .option('-q, --quiet', 'no progress on stderr')
   ).action(async (source: string, opts: ImportOptions) => {
-    const [{ readListSource, isUrl }, { parseRebuilderdList }, bridge, { lookupIndexedBinaries }] = await Promise.all([
-      import('../../node/bridge/list-source.js'),
-      import('../../node/bridge/rebuilderd.js'),
-      import('../../node/bridge/bridge.js'),
-      import('../../node/health/packages-index.js')
-    ])
+    const [{ isUrl, checkUrlAllowed, readListFile }, { parseRebuilderdList }, bridge, instance, { parseRebuilderdPublicKeys }, { BridgeState }, { defaultDataDir }] =
+      await Promise.all([
+        import('../../node/bridge/list-source.js'),
+        import('../../node/bridge/rebuilderd.js'),
+        import('../../node/bridge/bridge.js'),
+        import('../../node/bridge/instance.js'),
+        import('../../node/bridge/in-toto-link.js'),
+        import('../../node/bridge/state.js'),
+        import('../../node/paths.js')
+      ])
     const progress = opts.quiet === true ? () => {} : (m: string) => process.stderr.write(`rbq: ${m}\n`)
-    const origin = isUrl(source) ? source : resolve(source)
+    const allowHttp = opts.allowHttp === true
+    const allowUnsigned = opts.allowUnsigned === true
+    const url = isUrl(source)
+    if (url) checkUrlAllowed(source, allowHttp)
+    const endpoint = url ? instance.endpointOf(source) : undefined
+    const origin = endpoint?.base ?? resolve(source)
+    if (!url && opts.keyId.length > 0) throw new RbqError('USAGE', '--key-id fetches the instance\'s keys: give the instance URL, or pin with --key FILE')
 
-    progress(`reading ${origin}`)
-    let lastMb = 0
-    const text = await readListSource(source, {
-      onProgress: (bytes) => {
+    // Pinned keys only: a key the instance serves counts only when its id was pinned (no trust on first use).
+    const keys = []
+    for (const file of opts.key) {
+      let text: string
+      try {
+        text = await readFile(file, 'utf8')
+      } catch (e) {
+        throw new RbqError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE', `${file}: ${(e as Error).message}`)
+      }
+      keys.push(...parseRebuilderdPublicKeys(text, file))
+    }
+    if (endpoint !== undefined && opts.keyId.length > 0) {
+      const { pinned } = await instance.fetchPinnedKeys(endpoint, opts.keyId, allowHttp)
+      keys.push(...pinned)
+    }
+    if (keys.length > 0) progress(`verifying attestations with ${plural(keys.length, 'pinned key')}: ${keys.map((k) => k.keyid).join(', ')}`)
+
+    const dataDir = resolve(opts.data ?? defaultDataDir())
+    const state = await BridgeState.open(bridge.bridgeStatePath(dataDir))
+    try {
+      progress(`reading ${endpoint?.listUrl ?? origin}`)
+      let lastMb = 0
+      const onBytes = (bytes: number) => {
         const mb = Math.floor(bytes / (8 * 1024 * 1024))
         if (mb > lastMb) progress(`downloaded ${(lastMb = mb) * 8} MiB`)
       }
-    })
-    const list = parseRebuilderdList(text, isUrl(source) ? 'list' : source)
-    progress(`${plural(list.artifacts.length, 'row')} (rebuilderd ${list.api})${list.total > list.artifacts.length ? `, one page of ${list.total}: import the other pages too` : ''}`)
-    progress('looking up digests in the Packages indexes')
-    const plan = await bridge.planRebuilderdImport(list.artifacts, {
-      origin,
-      lookup: (keys) => lookupIndexedBinaries(keys, opts.lists === undefined ? {} : { listsDir: opts.lists })
-    })
+      const memoScope = `${allowUnsigned ? 'unsigned' : 'signed'}:${keys.map((k) => k.keyid).sort().join(',')}`
+      const list =
+        endpoint !== undefined
+          ? await instance.readInstanceList(endpoint, { allowHttp, state, memoScope, progress, onBytes })
+          : { ...parseRebuilderdList(await readListFile(source), source), pages: 1, notModified: 0, memos: new Map() }
+      for (const p of list.problems) progress(`skipped: ${p}`)
+      progress(`${plural(list.rows, 'row')} (rebuilderd ${list.api}${list.pages > 1 ? `, ${list.pages} pages` : ''}${list.notModified > 0 ? `, ${list.notModified} not modified` : ''})`)
 
-    const summary = {
-      source: origin,
-      api: list.api,
-      rows: list.artifacts.length,
-      total: list.total,
-      statements: plan.statements.length,
-      artifacts: plan.artifacts,
-      skipped: plan.skipped,
-      submitted: 0,
-      stored: 0,
-      duplicate: 0,
-      rejected: 0,
-      bridge: undefined as { keyid: string; publicKey: string; file: string } | undefined
-    }
-    const skippedText = Object.entries(plan.skipped).map(([why, n]) => `${why} ${n}`).join(', ') || 'none'
-    const report = () => {
-      if (opts.json === true) return printJson(summary)
-      let out = `${opts.dryRun ? 'would import' : 'imported'} ${plural(plan.artifacts, 'artifact')} in ${plural(plan.statements.length, 'statement')} from ${origin}\n`
-      out += `  skipped rows: ${skippedText}\n`
-      if (!opts.dryRun) out += `  submitted ${summary.submitted}: stored ${summary.stored}, already there ${summary.duplicate}, rejected ${summary.rejected}\n`
-      if (summary.bridge !== undefined) {
-        out += `  signed by the bridge key ${summary.bridge.keyid} (${summary.bridge.file})\n`
-        out += `\nthese count for nobody until you trust the bridge as a party:\n  rbq trust add rebuilderd-bridge ${summary.bridge.publicKey} --scope 'pkg:deb/debian/*'\n`
+      const gathered = await bridge.gatherEvidence(list.artifacts, { origin, endpoint, keys, allowUnsigned, allowHttp, state })
+      for (const r of gathered.refused) process.stderr.write(`rbq: refused attestation: ${r}\n`)
+      const plan = bridge.planRebuilderdImport(gathered.rows, { origin })
+      const skipped = {}
+      bridge.addSkipped(skipped, list.skipped)
+      bridge.addSkipped(skipped, gathered.skipped)
+      bridge.addSkipped(skipped, plan.skipped)
+
+      if (!allowUnsigned && (gathered.skipped.unsigned ?? 0) > 0) {
+        const hint = keys.length === 0 && endpoint !== undefined ? await publishedKeyHint(instance, endpoint, allowHttp) : ''
+        progress(
+          `${plural(gathered.skipped.unsigned!, 'row')} without an attestation verified by a pinned key were left out` +
+            (keys.length === 0 ? ': pin the instance\'s key (--key-id ID or --key FILE)' : '') +
+            `, or pass --allow-unsigned to import them tagged unauthenticated-source${hint}`
+        )
       }
-      process.stdout.write(out)
-    }
-    if (opts.dryRun === true || plan.statements.length === 0) return report()
 
-    await withNode(opts, async (client) => {
-      await client.status() // before reserving seqs: a stopped node must not burn them
-      const [{ loadOrCreateKey }, { SeqCounter, seqFileFor }, { defaultDataDir }] = await Promise.all([
-        import('../../node/identity/key-file.js'),
-        import('../../node/identity/seq-counter.js'),
-        import('../../node/paths.js')
-      ])
-      const keyFile = bridge.bridgeKeyPath(resolve(opts.data ?? defaultDataDir()))
-      const { key, created } = await loadOrCreateKey(keyFile)
-      if (created) progress(`created the bridge key ${keyFile}`)
-      summary.bridge = { keyid: key.publicKey.keyid, publicKey: key.publicKey.text, file: keyFile }
-      // One block of seqs, persisted and locked before signing: concurrent imports never overlap.
-      const firstSeq = await new SeqCounter(seqFileFor(keyFile), key.publicKey.keyid).reserveBlock(plan.statements.length)
-      progress(`signing ${plural(plan.statements.length, 'statement')} (seq ${firstSeq}..${firstSeq + plan.statements.length - 1})`)
-      const frames = bridge.signImport(plan, key, firstSeq)
-      const CHUNK = 500
-      const firstErrors: string[] = []
-      for (let i = 0; i < frames.length; i += CHUNK) {
-        let results
-        try {
-          results = await client.submitFrames(frames.slice(i, i + CHUNK).map((f) => f.bytes))
-        } catch (e) {
-          if (!(e instanceof RbqError)) throw e
-          throw new CliExit(
-            EXIT_USAGE,
-            `rbq: the node refused or failed after ${summary.submitted} of ${frames.length} statements were submitted (${summary.stored} stored): ${e.message} [${e.code}]\n` +
-              'rbq: the rest were not submitted; running the import again signs them anew (already stored statements are kept).'
-          )
+      const verified = plan.statements.filter((s) => s.authenticated).reduce((n, s) => n + s.subjects.length, 0)
+      const summary = {
+        source: endpoint?.listUrl ?? origin,
+        origin,
+        api: list.api,
+        pages: list.pages,
+        notModified: list.notModified,
+        rows: list.rows,
+        total: list.total,
+        statements: plan.statements.length,
+        artifacts: plan.artifacts,
+        verified,
+        unauthenticated: plan.artifacts - verified,
+        attestations: gathered.fetched,
+        skipped,
+        refused: gathered.refused,
+        submitted: 0,
+        stored: 0,
+        duplicate: 0,
+        rejected: 0,
+        bridge: undefined as { keyid: string; publicKey: string; file: string } | undefined
+      }
+      const skippedText = Object.entries(skipped).map(([why, n]) => `${why} ${n}`).join(', ') || 'none'
+      const report = () => {
+        if (opts.json === true) return printJson(summary)
+        let out = `${opts.dryRun ? 'would import' : 'imported'} ${plural(plan.artifacts, 'artifact')} (${verified} verified, ${plan.artifacts - verified} unauthenticated) in ${plural(plan.statements.length, 'statement')} from ${origin}\n`
+        out += `  skipped rows: ${skippedText}\n`
+        if (!opts.dryRun) out += `  submitted ${summary.submitted}: stored ${summary.stored}, already there ${summary.duplicate}, rejected ${summary.rejected}\n`
+        if (summary.bridge !== undefined) {
+          out += `  signed by the bridge key ${summary.bridge.keyid} (${summary.bridge.file})\n`
+          out += `\nthese count for nobody until you trust the bridge as a party:\n  rbq trust add rebuilderd-bridge ${summary.bridge.publicKey} --scope 'pkg:deb/debian/*'\n`
         }
-        for (const r of results) {
-          summary.submitted++
-          if (r.status === 'stored') summary.stored++
-          else if (r.status === 'duplicate') summary.duplicate++
-          else {
-            summary.rejected++
-            if (firstErrors.length < 3 && r.error !== undefined) firstErrors.push(`${r.error.message} [${r.error.code}]`)
+        process.stdout.write(out)
+      }
+      const finish = async () => {
+        // Validators are remembered only when nothing read was refused: a 304 must mean "nothing new".
+        if (opts.dryRun !== true && gathered.refused.length === 0 && summary.rejected === 0 && summary.submitted === plan.statements.length) await state.savePages(list.memos)
+        report()
+        if (summary.rejected > 0) throw new CliExit(EXIT_USAGE, `rbq: the node rejected ${plural(summary.rejected, 'statement')}`)
+        if (gathered.refused.length > 0) throw new CliExit(EXIT_NEGATIVE, `rbq: ${plural(skipped['attestation-invalid' as keyof typeof skipped] ?? 0, 'attestation')} did not verify with the pinned keys; those rows were not imported`)
+      }
+      if (opts.dryRun === true || plan.statements.length === 0) return await finish()
+
+      await withNode(opts, async (client) => {
+        await client.status() // before reserving seqs: a stopped node must not burn them
+        const [{ loadOrCreateKey }, { SeqCounter, seqFileFor }] = await Promise.all([import('../../node/identity/key-file.js'), import('../../node/identity/seq-counter.js')])
+        const keyFile = bridge.bridgeKeyPath(dataDir)
+        const { key, created } = await loadOrCreateKey(keyFile)
+        if (created) progress(`created the bridge key ${keyFile}`)
+        summary.bridge = { keyid: key.publicKey.keyid, publicKey: key.publicKey.text, file: keyFile }
+        // One block of seqs, persisted and locked before signing: concurrent imports never overlap.
+        const firstSeq = await new SeqCounter(seqFileFor(keyFile), key.publicKey.keyid).reserveBlock(plan.statements.length)
+        progress(`signing ${plural(plan.statements.length, 'statement')} (seq ${firstSeq}..${firstSeq + plan.statements.length - 1})`)
+        const frames = bridge.signImport(plan, key, firstSeq)
+        const CHUNK = 500
+        const firstErrors: string[] = []
+        for (let i = 0; i < frames.length; i += CHUNK) {
+          let results
+          try {
+            results = await client.submitFrames(frames.slice(i, i + CHUNK).map((f) => f.bytes))
+          } catch (e) {
+            if (!(e instanceof RbqError)) throw e
+            throw new CliExit(
+              EXIT_USAGE,
+              `rbq: the node refused or failed after ${summary.submitted} of ${frames.length} statements were submitted (${summary.stored} stored): ${e.message} [${e.code}]\n` +
+                'rbq: the rest were not submitted; running the import again signs only those (stored ones are remembered).'
+            )
           }
+          const accepted = []
+          for (const [j, r] of results.entries()) {
+            summary.submitted++
+            if (r.status === 'stored' || r.status === 'duplicate') {
+              summary[r.status === 'stored' ? 'stored' : 'duplicate']++
+              accepted.push(...plan.statements[i + j]!.records)
+            } else {
+              summary.rejected++
+              if (firstErrors.length < 3 && r.error !== undefined) firstErrors.push(`${r.error.message} [${r.error.code}]`)
+            }
+          }
+          await state.markImported(accepted)
+          progress(`submitted ${summary.submitted}/${frames.length}`)
         }
-        progress(`submitted ${summary.submitted}/${frames.length}`)
-      }
-      for (const e of firstErrors) process.stderr.write(`rbq: rejected: ${e}\n`)
-      report()
-      if (summary.rejected > 0) throw new CliExit(EXIT_USAGE, `rbq: the node rejected ${plural(summary.rejected, 'statement')}`)
-    })
+        for (const e of firstErrors) process.stderr.write(`rbq: rejected: ${e}\n`)
+        await finish()
+      })
+    } finally {
+      await state.close()
+    }
   })
+}
+
+/** When nothing is pinned: the ids the instance publishes, to check out of band and pin. */
+async function publishedKeyHint(instance: typeof import('../../node/bridge/instance.js'), endpoint: import('../../node/bridge/instance.js').Endpoint, allowHttp: boolean): Promise<string> {
+  try {
+    const { published } = await instance.fetchPinnedKeys(endpoint, [], allowHttp)
+    return published.length === 0 ? '' : ` (the instance publishes key id ${published.map((k) => k.keyid).join(', ')}: check it with its operator before pinning it)`
+  } catch {
+    return ''
+  }
 }

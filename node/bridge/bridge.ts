@@ -2,22 +2,20 @@
  * The rebuilderd bridge: records what a rebuilderd instance reports as rebuild attestations
  * signed by a local *bridge key* (`<data>/bridge.key`, separate from the node's signing key), so
  * a curator can decide to trust that bridge as one party — or not — like any other builder.
+ * The whole story, with the decisions: node/bridge/README.md.
  *
- * What is recorded, and why:
- *   - GOOD rows become `reproduced` statements: rebuilderd rebuilt the package and got exactly
- *     the archive's file. Subject = upstream = that file's name and digest.
- *   - BAD, FAIL and UNKWN rows are counted and skipped. A BAD row says "the rebuild differed",
- *     but rebuilderd's list does not say what it built, and a `mismatch` statement must name the
- *     rebuilt digest: we will not invent one. FAIL/UNKWN say nothing about any file.
- *   - rebuilderd's lists carry no digests. A row's digest is its own `sha256` when an exporter
- *     added one, else the SHA256 of that exact package/version/arch in the Packages indexes apt
- *     verified on this machine (/var/lib/apt/lists) — the file rebuilderd compared with, as the
- *     archive publishes it. Rows found in neither are skipped (`no-digest`): run `apt-get update`
- *     for the suite rebuilderd covers, or import on a machine that tracks it.
- *   - The package purl is the source package's: from the index's `Source:` field, else the pool
- *     directory of the row's URL (dak names it after the source), else the binary name; the
- *     version is the binary's without a binNMU suffix unless the index says otherwise.
- *   - Rows of one source package are grouped into statements of at most 32 subjects.
+ * - GOOD rows of Debian become `reproduced` statements (subject = upstream = the file's name and
+ *   digest). BAD/FAIL/UNKWN rows, other distributions and rows that do not validate are counted
+ *   and skipped: a `mismatch` must name the archive's digest, which rebuilderd does not publish.
+ * - Evidence: where the instance publishes a signed in-toto link for the row, it is verified with
+ *   the keys the user pinned; its product digest is the subject's digest, and the statement
+ *   carries the link as a material (uri + sha256 of its bytes) and the tag `source-verified`.
+ *   Rows without a verified link are imported only with `allowUnsigned`, tagged
+ *   `unauthenticated-source`; their digest is the row's own `sha256` or the (unverified) link's.
+ *   The importer's apt lists are never consulted: a stable machine imports a sid rebuilder fine.
+ * - Idempotence: records already imported (state.ts) are skipped before anything is fetched.
+ * - Rows of one source package and one kind of evidence are grouped into statements of at most
+ *   32 subjects.
  *
  * Seqs for the bridge key are reserved as one block under a lock file, so two imports can never
  * share a seq (which would be an equivocation and get the bridge key dropped everywhere).
@@ -30,113 +28,242 @@ import {
   type AttestationFrame,
   type SigningKey
 } from '../../protocol/index.js'
-import { debArtifactName, sourceOf, type BinaryControl } from '../apt/binary-package.js'
-import { binaryKey, lookupIndexedBinaries, type IndexedBinary } from '../health/packages-index.js'
+import { mapLimit } from '../concurrency.js'
+import { debArtifactName, sourcePurlOf, type BinaryControl } from '../apt/binary-package.js'
 import { dataDirLayout } from '../paths.js'
-import { debianSourcePurl } from '../rebuild/debian/builder.js'
 import { SOFTWARE } from '../version.js'
+import { unverifiedLinkProducts, verifyRebuilderdLink, type RebuilderdKey } from './in-toto-link.js'
+import { AttestationFetcher, attestationUrl, type Endpoint } from './instance.js'
 import type { RebuilderdArtifact } from './rebuilderd.js'
+import type { BridgeState, RecordKey } from './state.js'
+import { join } from 'node:path'
 
 export const BRIDGE_BACKEND = 'rebuilderd'
 /** Subjects per statement: 32 subjects + their upstream copies stay well under the 16 KiB payload limit. */
 export const MAX_SUBJECTS_PER_STATEMENT = 32
+export const TAG_VERIFIED = 'source-verified'
+export const TAG_UNAUTHENTICATED = 'unauthenticated-source'
+const ATTESTATION_CONCURRENCY = 8
 
 export function bridgeKeyPath(dataDir: string): string {
   return dataDirLayout(dataDir).bridgeKey
 }
 
-export const SKIP_REASONS = ['bad', 'failed', 'unknown', 'no-digest', 'other-distribution', 'conflicting-digest', 'duplicate'] as const
-export type SkipReason = (typeof SKIP_REASONS)[number]
+export function bridgeStatePath(dataDir: string): string {
+  return join(dataDir, 'bridge-state')
+}
 
-export interface ImportSubject {
-  name: string
+export const SKIP_REASONS = [
+  'other-distribution',
+  'invalid-row',
+  'bad',
+  'failed',
+  'unknown',
+  'already-imported',
+  'unsigned',
+  'attestation-invalid',
+  'no-digest',
+  'conflicting-digest',
+  'duplicate'
+] as const
+export type SkipReason = (typeof SKIP_REASONS)[number]
+export type Skipped = Partial<Record<SkipReason, number>>
+
+export function addSkipped(into: Skipped, from: Partial<Record<string, number>>): void {
+  for (const [k, n] of Object.entries(from)) into[k as SkipReason] = (into[k as SkipReason] ?? 0) + (n ?? 0)
+}
+
+/** A row with what we know about its digest and where that knowledge came from. */
+export interface EvidencedRow {
+  artifact: RebuilderdArtifact
+  file: string
   sha256: string
+  authenticated: boolean
+  /** The link the digest came from (verified or not). */
+  attestation: { uri: string; sha256: string } | undefined
+  /** The pinned key that verified it. */
+  keyid: string | undefined
+  record: RecordKey
+}
+
+export interface GatherOptions {
+  /** Names the instance (its root URL) or the list file: part of every record key. */
+  origin: string
+  /** Where attestations live; undefined for a list read from a file. */
+  endpoint: Endpoint | undefined
+  /** Keys the user pinned; empty: nothing can be verified. */
+  keys: readonly RebuilderdKey[]
+  allowUnsigned: boolean
+  allowHttp: boolean
+  state: BridgeState
+}
+
+export interface Gathered {
+  rows: EvidencedRow[]
+  skipped: Skipped
+  /** The first few attestations refused, each naming its URL and why. */
+  refused: string[]
+  /** How many attestations were fetched. */
+  fetched: number
+}
+
+const POOL_DIR_RE = /\/pool\/[^/]+\/[^/]+\/([a-z0-9][a-z0-9+.-]*)\/[^/]+\.deb$/
+
+function controlOf(a: RebuilderdArtifact): BinaryControl {
+  const poolSource = a.url === undefined ? undefined : POOL_DIR_RE.exec(a.url)?.[1]
+  return { package: a.name, version: a.version, architecture: a.architecture, source: poolSource }
+}
+
+/** The archive's file name: the URL's last segment when it is a .deb, else the pool's naming rule. */
+export function artifactFileName(a: RebuilderdArtifact): string {
+  const last = a.url === undefined ? undefined : decodeURIComponent(a.url.split(/[?#]/)[0]!.split('/').pop() ?? '')
+  return last !== undefined && /^[^/\\\x00-\x1f]{1,250}\.deb$/.test(last) ? last : debArtifactName(controlOf(a))
+}
+
+/**
+ * From parsed rows to rows with a digest and its evidence: status filter, already-imported
+ * filter (before any fetch), then each remaining row's attestation fetched and verified.
+ */
+export async function gatherEvidence(artifacts: readonly RebuilderdArtifact[], options: GatherOptions): Promise<Gathered> {
+  const skipped: Skipped = {}
+  const skip = (r: SkipReason) => (skipped[r] = (skipped[r] ?? 0) + 1)
+  const refused: string[] = []
+  const good: RebuilderdArtifact[] = []
+  for (const a of artifacts) {
+    if (a.status === 'GOOD') good.push(a)
+    else skip(a.status === 'BAD' ? 'bad' : a.status === 'FAIL' ? 'failed' : 'unknown')
+  }
+  const recordOf = (a: RebuilderdArtifact): RecordKey => ({
+    origin: options.origin,
+    buildId: a.buildId,
+    artifact: a.buildId === undefined ? `${artifactFileName(a)}\0${a.sha256 ?? ''}` : artifactFileName(a)
+  })
+  const linkOf = (a: RebuilderdArtifact) => (options.endpoint === undefined ? undefined : attestationUrl(options.endpoint, a))
+  const known = await options.state.imported(good.map(recordOf))
+  const todo = good.filter((a, i) => {
+    const seen = known[i]
+    // An unauthenticated import is redone once the row can be verified.
+    if (seen !== undefined && (seen.authenticated || options.keys.length === 0 || linkOf(a) === undefined)) {
+      skip('already-imported')
+      return false
+    }
+    return true
+  })
+
+  const fetcher = new AttestationFetcher(options.allowHttp)
+  let fetched = 0
+  const results = await mapLimit(todo, ATTESTATION_CONCURRENCY, async (a): Promise<EvidencedRow | SkipReason> => {
+    const file = artifactFileName(a)
+    const record = recordOf(a)
+    const uri = linkOf(a)
+    const wantLink = uri !== undefined && (options.keys.length > 0 || (options.allowUnsigned && a.sha256 === undefined))
+    const bytes = wantLink ? await fetcher.get(uri) : undefined
+    if (bytes !== undefined) fetched++
+    const linkDigest = bytes === undefined ? undefined : sha256Hex(bytes)
+    if (bytes !== undefined && options.keys.length > 0) {
+      try {
+        const link = verifyRebuilderdLink(bytes, options.keys, uri!)
+        const sha256 = link.products.get(file)
+        // v0 serves the build's first artifact's link: other rows of the build are not in it.
+        if (sha256 !== undefined) {
+          if (a.sha256 !== undefined && a.sha256 !== sha256) return 'conflicting-digest'
+          return { artifact: a, file, sha256, authenticated: true, attestation: { uri: uri!, sha256: linkDigest! }, keyid: link.keyid, record }
+        }
+      } catch (e) {
+        if (refused.length < 5) refused.push((e as Error).message)
+        return 'attestation-invalid'
+      }
+    }
+    if (!options.allowUnsigned) return 'unsigned'
+    const fromLink = bytes === undefined ? undefined : unverifiedLinkProducts(bytes, uri!).get(file)
+    const sha256 = a.sha256 ?? fromLink
+    if (sha256 === undefined) return 'no-digest'
+    const attestation = fromLink !== undefined && a.sha256 === undefined ? { uri: uri!, sha256: linkDigest! } : undefined
+    return { artifact: a, file, sha256, authenticated: false, attestation, keyid: undefined, record }
+  })
+  const rows: EvidencedRow[] = []
+  for (const r of results) {
+    if (typeof r === 'string') skip(r)
+    else rows.push(r)
+  }
+  return { rows, skipped, refused, fetched }
 }
 
 /** One statement to sign. */
 export interface ImportStatement {
   package: string
-  subjects: ImportSubject[]
+  subjects: { name: string; sha256: string }[]
   builtAt: Date
-  /** Identifies "the same build" (DESIGN §3): bridge, origin, package, rebuilderd build ids. */
+  /** Identifies "the same build" (SPEC §5): bridge, origin, package, rebuilderd build ids, links. */
   inputs: string
+  authenticated: boolean
+  materials: { uri: string; sha256: string }[]
+  diff: { tags: string[]; summary: string }
+  /** The upstream records this statement covers (remembered once the node stored it). */
+  records: (RecordKey & { sha256: string; authenticated: boolean })[]
 }
 
 export interface ImportPlan {
   statements: ImportStatement[]
   artifacts: number
-  skipped: Partial<Record<SkipReason, number>>
+  skipped: Skipped
 }
 
-export interface PlanOptions {
-  /** Where the list came from (URL or file name): part of the inputs digest. */
-  origin: string
-  /** Packages index lookup; default: this machine's /var/lib/apt/lists. */
-  lookup?: (keys: Set<string>) => Promise<Map<string, IndexedBinary[]>>
-  now?: Date
-}
+const clip = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`)
 
-const POOL_DIR_RE = /\/pool\/[^/]+\/[^/]+\/([a-z0-9][a-z0-9+.-]*)\/[^/]+\.deb$/
-
-function controlOf(a: RebuilderdArtifact, indexed: IndexedBinary | undefined): BinaryControl {
-  const poolSource = a.url === undefined ? undefined : POOL_DIR_RE.exec(a.url)?.[1]
-  return { package: a.name, version: a.version, architecture: a.architecture, source: indexed?.source ?? poolSource }
-}
-
-export async function planRebuilderdImport(artifacts: readonly RebuilderdArtifact[], options: PlanOptions): Promise<ImportPlan> {
-  const skipped: Partial<Record<SkipReason, number>> = {}
+export function planRebuilderdImport(rows: readonly EvidencedRow[], options: { origin: string; now?: Date }): ImportPlan {
+  const skipped: Skipped = {}
   const skip = (r: SkipReason) => (skipped[r] = (skipped[r] ?? 0) + 1)
-  const good: RebuilderdArtifact[] = []
-  for (const a of artifacts) {
-    if (a.distribution !== '' && a.distribution.toLowerCase() !== 'debian') skip('other-distribution')
-    else if (a.status === 'GOOD') good.push(a)
-    else skip(a.status === 'BAD' ? 'bad' : a.status === 'FAIL' ? 'failed' : 'unknown')
-  }
-  const keys = new Set(good.map((a) => binaryKey({ package: a.name, version: a.version, architecture: a.architecture })))
-  const lookup = options.lookup ?? ((k: Set<string>) => lookupIndexedBinaries(k))
-  const indexed = await lookup(keys)
-
   interface Group {
-    subjects: Map<string, string>
-    builtAt: Date | undefined
-    buildIds: Set<number>
+    purl: string
+    authenticated: boolean
+    rows: Map<string, EvidencedRow>
   }
   const groups = new Map<string, Group>()
-  for (const a of good) {
-    const entries = indexed.get(binaryKey({ package: a.name, version: a.version, architecture: a.architecture })) ?? []
-    const fromIndex = entries.length === 1 ? entries[0] : undefined
-    const sha256 = a.sha256 ?? fromIndex?.sha256
-    if (sha256 === undefined) {
-      skip(entries.length > 1 ? 'conflicting-digest' : 'no-digest')
-      continue
-    }
-    const control = controlOf(a, fromIndex)
-    const src = sourceOf(control)
-    const purl = debianSourcePurl(src.name, src.version)
-    const name = debArtifactName(control)
-    let g = groups.get(purl)
-    if (g === undefined) groups.set(purl, (g = { subjects: new Map(), builtAt: undefined, buildIds: new Set() }))
-    const seen = g.subjects.get(name)
+  for (const r of rows) {
+    const purl = sourcePurlOf(controlOf(r.artifact))
+    const gk = `${purl}\0${r.authenticated}`
+    let g = groups.get(gk)
+    if (g === undefined) groups.set(gk, (g = { purl, authenticated: r.authenticated, rows: new Map() }))
+    const seen = g.rows.get(r.file)
     if (seen !== undefined) {
-      skip(seen === sha256 ? 'duplicate' : 'conflicting-digest')
+      skip(seen.sha256 === r.sha256 ? 'duplicate' : 'conflicting-digest')
       continue
     }
-    g.subjects.set(name, sha256)
-    if (a.builtAt !== undefined && (g.builtAt === undefined || a.builtAt > g.builtAt)) g.builtAt = a.builtAt
-    if (a.buildId !== undefined) g.buildIds.add(a.buildId)
+    g.rows.set(r.file, r)
   }
 
   const now = options.now ?? new Date()
   const statements: ImportStatement[] = []
   let count = 0
-  for (const [purl, g] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const subjects = [...g.subjects].map(([name, sha256]) => ({ name, sha256 })).sort((a, b) => (a.name < b.name ? -1 : 1))
-    const inputs = sha256Hex(canonicalJson({ bridge: BRIDGE_BACKEND, origin: options.origin, package: purl, builds: [...g.buildIds].sort((a, b) => a - b) }))
-    // A build date in the future (clock skew at the source) would be refused by nobody but is a lie: clamp.
-    const builtAt = g.builtAt === undefined || g.builtAt > now ? now : g.builtAt
-    for (let i = 0; i < subjects.length; i += MAX_SUBJECTS_PER_STATEMENT) {
-      const chunk = subjects.slice(i, i + MAX_SUBJECTS_PER_STATEMENT)
-      statements.push({ package: purl, subjects: chunk, builtAt, inputs })
+  for (const g of [...groups.values()].sort((a, b) => (a.purl < b.purl ? -1 : a.purl > b.purl ? 1 : a.authenticated ? -1 : 1))) {
+    const sorted = [...g.rows.values()].sort((a, b) => (a.file < b.file ? -1 : 1))
+    for (let i = 0; i < sorted.length; i += MAX_SUBJECTS_PER_STATEMENT) {
+      const chunk = sorted.slice(i, i + MAX_SUBJECTS_PER_STATEMENT)
+      const materials = [...new Map(chunk.flatMap((r) => (r.attestation === undefined ? [] : [[r.attestation.uri, r.attestation] as const]))).values()].sort((a, b) =>
+        a.uri < b.uri ? -1 : 1
+      )
+      const keyids = [...new Set(chunk.flatMap((r) => (r.keyid === undefined ? [] : [r.keyid])))].sort()
+      const builds = [...new Set(chunk.flatMap((r) => (r.artifact.buildId === undefined ? [] : [r.artifact.buildId])))].sort((a, b) => a - b)
+      const inputs = sha256Hex(
+        canonicalJson({ bridge: BRIDGE_BACKEND, origin: options.origin, package: g.purl, builds, links: materials.map((m) => m.sha256), authenticated: g.authenticated })
+      )
+      // A build date in the future (clock skew at the source) would be refused by nobody but is a lie: clamp.
+      const latest = chunk.reduce<Date | undefined>((m, r) => (r.artifact.builtAt !== undefined && (m === undefined || r.artifact.builtAt > m) ? r.artifact.builtAt : m), undefined)
+      const builtAt = latest === undefined || latest > now ? now : latest
+      const diff = g.authenticated
+        ? { tags: [TAG_VERIFIED], summary: clip(`rebuilderd ${options.origin}: signed in-toto links verified with the pinned key ${keyids.join(', ')}`, 2048) }
+        : { tags: [TAG_UNAUTHENTICATED], summary: clip(`rebuilderd ${options.origin}: no verified attestation; the list was imported with --allow-unsigned`, 2048) }
+      statements.push({
+        package: g.purl,
+        subjects: chunk.map((r) => ({ name: r.file, sha256: r.sha256 })),
+        builtAt,
+        inputs,
+        authenticated: g.authenticated,
+        materials,
+        diff,
+        records: chunk.map((r) => ({ ...r.record, sha256: r.sha256, authenticated: r.authenticated }))
+      })
       count += chunk.length
     }
   }
@@ -153,12 +280,12 @@ export function signImport(plan: ImportPlan, key: SigningKey, firstSeq: number):
         subject: s.subjects,
         outcome: 'reproduced',
         upstream: s.subjects,
-        inputs: { sha256: s.inputs, materials: [] },
+        inputs: { sha256: s.inputs, materials: s.materials },
         builder: { id: key.publicKey.keyid, seq: firstSeq + i, backend: BRIDGE_BACKEND, software: SOFTWARE },
         startedOn: s.builtAt,
-        finishedOn: s.builtAt
+        finishedOn: s.builtAt,
+        diff: s.diff
       })
     )
   )
 }
-
