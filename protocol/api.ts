@@ -268,7 +268,21 @@ export const StatusResponseSchema = Type.Object(
               ),
               { description: 'the running jobs' }
             )
-          )
+          ),
+          feeds: Type.Optional(
+            Type.Array(
+              Type.Object({ feed: Type.String(), entries: Count, sampled: Count, polledAt: Type.String() }, strict),
+              { description: 'each feed at its last poll: entries listed, and the sampled share this node rebuilds' }
+            )
+          ),
+          done: Type.Optional(
+            Type.Object(
+              { reproduced: Count, mismatch: Count, failed: Count, built: Count, error: Count },
+              { ...strict, description: 'purls with a final result, by attested outcome (failed: the build failed, attested); error: given up without an attestation' }
+            )
+          ),
+          etaSeconds: Type.Optional(Nullable(Type.Integer({ minimum: 0, description: 'until the queue is empty at the recent pace; null until a rebuild of this process ended' }))),
+          recentSeconds: Type.Optional(Nullable(Type.Integer({ minimum: 0, description: 'mean duration of the recent rebuild attempts' })))
         },
         { ...strict, description: 'null when this node does not rebuild' }
       )

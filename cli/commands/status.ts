@@ -51,6 +51,13 @@ function duration(seconds: number): string {
   return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${seconds % 60}s` : `${seconds}s`
 }
 
+/** ", ETA 2h 5m (recent rebuilds 4m 10s each)": what the queue will take at the recent pace. */
+function eta(sch: NonNullable<StatusResponse['scheduler']>): string {
+  if (sch.etaSeconds === undefined || sch.queued + sch.running === 0) return ''
+  if (sch.etaSeconds === null) return ', ETA known once a rebuild has finished'
+  return `, ETA ${duration(sch.etaSeconds)}${sch.recentSeconds == null ? '' : ` (recent rebuilds ${duration(sch.recentSeconds)} each)`}`
+}
+
 const row = (label: string, value: string) => `  ${label.padEnd(10)} ${value}\n`
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
 
@@ -64,7 +71,13 @@ export function formatStatus(s: StatusResponse): string {
   const progress = s.sync.progress === undefined ? '' : ` (${s.sync.progress.done}/${s.sync.progress.total})`
   const sync = s.sync.state === 'catching-up' ? `catching up${progress}` : s.sync.state === 'idle' ? 'up to date with connected peers' : 'off'
   out += row('sync', sync + (s.sync.detail === undefined ? '' : ` — ${s.sync.detail}`))
-  out += row('rebuilds', s.scheduler === null ? 'this node does not rebuild' : `${s.scheduler.queued} queued, ${s.scheduler.running} running${s.scheduler.detail === undefined ? '' : ` — ${s.scheduler.detail}`}`)
+  out += row('rebuilds', s.scheduler === null ? 'this node does not rebuild' : `${s.scheduler.queued} queued, ${s.scheduler.running} running${eta(s.scheduler)}${s.scheduler.detail === undefined ? '' : ` — ${s.scheduler.detail}`}`)
+  for (const f of s.scheduler?.feeds ?? []) out += row('', `feed ${f.feed}: ${plural(f.entries, 'package')}, ${f.sampled} sampled for this node (read ${f.polledAt})`)
+  const done = s.scheduler?.done
+  if (done !== undefined) {
+    const total = done.reproduced + done.mismatch + done.failed + done.built
+    out += row('', `done: ${total} (${done.reproduced} reproduced, ${done.mismatch} other bytes, ${done.failed} failed, ${done.built} built)${done.error === 0 ? '' : `, ${done.error} given up unattested`}`)
+  }
   // Builds take minutes: name each running one, where it is and for how long.
   for (const j of s.scheduler?.jobs ?? []) {
     const attempt = j.attempt > 1 ? `, attempt ${j.attempt}` : ''

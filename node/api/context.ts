@@ -33,7 +33,8 @@ export type RunningJob = NonNullable<NonNullable<StatusResponse['scheduler']>['j
 export interface ApiRebuilds {
   /** Queues a rebuild of a canonical purl; `status` says what happened (e.g. queued, already-queued). */
   requestRebuild(purl: string): Promise<{ purl?: string; status: string; detail?: string }>
-  stats(): { queued: number; running: number; jobs?: RunningJob[] }
+  /** Queue, running jobs and progress (feeds, done, ETA) for /v1/status. */
+  stats(): NonNullable<StatusResponse['scheduler']>
 }
 
 export interface ApiComponents {

@@ -25,6 +25,7 @@ import { DebianFeed, RecipeDirFeed, type RebuildFeed } from './feeds.js'
 import { rebuildRecipe } from './recipe/builder.js'
 import { detectNetworkIsolation } from './recipe/network-isolation.js'
 import { loadRecipe } from './recipe/recipe.js'
+import { RebuildProgress, type ProgressSnapshot } from './progress.js'
 import { loadOrCreateSamplerSeed, Sampler } from './sampler.js'
 import { RebuildScheduler, type Clock, type EnqueueStatus, type FinishedJob, type JobContext, type JobReport, type RebuildJob } from './scheduler.js'
 import type { ProgressEvent, ProgressPhase, RebuildResult } from './types.js'
@@ -80,6 +81,7 @@ export class RebuildPipeline {
   private readonly abort = new AbortController()
   private jobCounter = 0
   private readonly running = new Map<string, Running>()
+  private readonly progress: RebuildProgress
 
   constructor(components: RebuildPipelineComponents, init: RebuildPipelineInit) {
     this.init = init
@@ -102,6 +104,7 @@ export class RebuildPipeline {
         ...(init.clock === undefined ? {} : { clock: init.clock })
       }
     )
+    this.progress = new RebuildProgress(components.metrics === undefined ? {} : { metrics: components.metrics })
   }
 
   async start(): Promise<void> {
@@ -110,6 +113,7 @@ export class RebuildPipeline {
     for (const leftover of ['jobs', 'work']) await rm(join(this.cacheDir, 'rebuild', leftover), { recursive: true, force: true }) // a crash's
     await mkdir(join(this.cacheDir, 'rebuild', 'work'), { recursive: true })
     await this.reportBuilders()
+    await this.progress.attach(this.scheduler)
     await this.scheduler.start({ keep: (job) => this.followed(job) })
     this.schedulePoll(0)
   }
@@ -154,8 +158,8 @@ export class RebuildPipeline {
     return this.scheduler.get(purl)
   }
 
-  /** Queue size and the running jobs (purl, phase, elapsed) for /v1/status. */
-  stats(): { queued: number; running: number; jobs: RunningRebuild[] } {
+  /** Queue size, the running jobs (purl, phase, elapsed) and progress (feeds, done, ETA) for /v1/status. */
+  stats(): { queued: number; running: number; jobs: RunningRebuild[] } & ProgressSnapshot {
     const now = Date.now()
     const jobs = [...this.running.values()].map((r) => ({
       purl: r.purl,
@@ -164,7 +168,8 @@ export class RebuildPipeline {
       elapsedSeconds: Math.max(0, Math.floor((now - r.startedAt) / 1000)),
       attempt: r.attempt
     }))
-    return { ...this.scheduler.stats(), jobs }
+    const pending = this.scheduler.stats()
+    return { ...pending, jobs, ...this.progress.snapshot({ ...pending, concurrency: this.init.concurrency }) }
   }
 
   // --- internals ---------------------------------------------------------------------------
@@ -185,11 +190,14 @@ export class RebuildPipeline {
       try {
         const entries = await feed.entries(this.abort.signal)
         let queued = 0
+        let sampled = 0
         for (const e of entries) {
           if (!sampler.includes(e.purl)) continue
+          sampled++
           if ((await this.scheduler.enqueue(e.purl, e.target, { reason: 'feed' })) === 'queued') queued++
         }
-        this.logger.info({ feed: feed.name, entries: entries.length, queued }, 'rebuild feed polled')
+        this.progress.feedPolled(feed.name, entries.length, sampled)
+        this.logger.info({ feed: feed.name, entries: entries.length, sampled, queued }, 'rebuild feed polled')
       } catch (e) {
         if (this.abort.signal.aborted) return
         this.logger.warn({ feed: feed.name, ...errorFields(e) }, 'rebuild feed poll failed; trying again next interval')
