@@ -4,8 +4,10 @@
  *
  *   fetch     signed Sources entry → .dsc and files from the pool, each checked by SHA-256;
  *             the official .buildinfo when configured (faithful.ts)
- *   buildroot cached mmdebstrap tarball unpacked; either the official build's exact versions
- *             (faithful, checked with dpkg-query) or today's build deps (current), network on
+ *   buildroot an overlay of the cached base root (build-root.ts; cold path: the mmdebstrap
+ *             tarball unpacked); either the official build's exact versions (faithful, checked
+ *             with dpkg-query) or today's build deps (current: a cached dependency layer for
+ *             apt's exact plan, made on first use), network on
  *   build     dpkg-source -x (+ the binNMU changelog entry), dpkg-buildpackage as an
  *             unprivileged user, no network
  *   compare   .deb/.udeb digests vs the signed Packages indexes; diffoscope on mismatch
@@ -22,8 +24,28 @@ import { basename, dirname, join } from 'node:path'
 import { PackageURL } from 'packageurl-js'
 import { RbqError } from '../../../protocol/errors.js'
 import type { Material, OnProgress, RebuildArtifact, RebuildResult, UpstreamArtifact } from '../types.js'
-import { openArchive, type ArchiveOptions, type BinaryPackage, type DebianArchive, type SourcePackage } from './archive.js'
-import { BUILD_USER, ensureBuildRoot, removeBuildRoot, requireRoot, runInBuildRoot, unpackBuildRoot } from './build-root.js'
+import { archiveKey, openArchive, type ArchiveOptions, type BinaryPackage, type DebianArchive, type SourcePackage } from './archive.js'
+import {
+  aptPlan,
+  BUILD_USER,
+  ensureBaseRoot,
+  ensureBuildRoot,
+  hostPath,
+  layerKey,
+  newWritableLayer,
+  overlayUnsupported,
+  releaseLayer,
+  removeBuildRoot,
+  requireRoot,
+  runInBuildRoot,
+  storeLayer,
+  unpackBuildRoot,
+  useLayer,
+  writablePath,
+  type BaseRoot,
+  type BuildRoot,
+  type InRootOptions
+} from './build-root.js'
 import { inputsDigest } from './buildinfo.js'
 import { parseParagraph, stripClearsign, type Paragraph } from './deb822.js'
 import { diffoscopeAvailable, runDiffoscope, summarizeDiff } from './diffoscope.js'
@@ -62,8 +84,17 @@ export interface DebianBuildOptions extends Omit<ArchiveOptions, 'signal'> {
   diffoscope?: boolean
   diffoscopeTimeoutMs?: number
   buildRootMaxAgeMs?: number
-  /** Keep the unpacked build root for inspection (default false). */
+  /**
+   * Keep the build root for inspection (default false); its layout is written to
+   * `<outDir>/buildroot.json` (a BuildRoot: with an overlay, run commands in it with runInBuildRoot).
+   */
   keepBuildRoot?: boolean
+  /**
+   * Warm path (default true): an overlay of the cached base root plus a cached layer of the
+   * installed build dependencies, shared apt lists and .deb cache. false: the cold path (the
+   * tarball unpacked, deps installed by apt in it). Same build root content either way.
+   */
+  reuseBuildRoot?: boolean
   /** Attempt faithful rebuilds from the official .buildinfo (faithful.ts). Unset: always `current`. */
   faithful?: FaithfulConfig
 }
@@ -90,7 +121,15 @@ interface Job {
   dsc: Paragraph
   sourceFiles: Map<string, string> // name → local path (verified)
   dir: string
-  root: string
+  root: BuildRoot
+  /** Warm path: the cached base root; undefined on the cold path. */
+  base: BaseRoot | undefined
+  /** Warm path: the writable layer the build deps are installed into (becomes a cached layer). */
+  depsLayer: { dir: string; upper: string; work: string } | undefined
+  /** Cached dependency layer this build uses (released at the end). */
+  layer: string | undefined
+  /** Directories removed with the build root. */
+  scratch: string[]
   buildDir: string // path inside the build root, e.g. /build/hello-2.10 (faithful: the official Build-Path)
   /** The official build being reproduced; unset for a `current` rebuild. */
   official: OfficialBuildinfo | undefined
@@ -130,7 +169,11 @@ export async function rebuildDebian(input: DebianBuildInput, opts: DebianBuildOp
     const official = await officialBuild(archive, src, binaries, opts, notes, signal)
     const job: Job = {
       archive, src, dsc, sourceFiles, dir, log, buildLog, signal, progress, opts, notes, official,
-      root: join(dir, 'root'),
+      root: { mountpoint: join(dir, 'root') },
+      base: undefined,
+      depsLayer: undefined,
+      layer: undefined,
+      scratch: [],
       buildDir: official?.buildPath ?? defaultBuildDir(src)
     }
     for (const n of notes) log.write(`### rbq: ${n}\n`)
@@ -139,13 +182,20 @@ export async function rebuildDebian(input: DebianBuildInput, opts: DebianBuildOp
       return await buildAndCompare(job, binaries, startedOn)
     } finally {
       await buildLog.close().catch(() => undefined) // already reported through logInfo, or the build failed anyway
-      if (opts.keepBuildRoot !== true) await removeBuildRoot(job.root)
+      if (job.layer !== undefined) releaseLayer(job.layer)
+      if (opts.keepBuildRoot === true) await writeFile(join(dir, 'buildroot.json'), `${JSON.stringify(job.root)}\n`)
+      else await discardBuildRoot(job)
     }
   } catch (e) {
     if (timeout.aborted) throw new RbqError('BUILD_TIMEOUT', `rebuild of ${input.source} exceeded ${timeoutMs} ms`, { cause: e })
     if (opts.signal?.aborted === true) throw opts.signal.reason
     throw e
   }
+}
+
+/** DEB_BUILD_OPTIONS parallel=N for `concurrency` builds at once: the cores split between them. */
+export function defaultParallel(concurrency = 1): number {
+  return Math.max(1, Math.floor(availableParallelism() / concurrency))
 }
 
 function defaultBuildDir(src: SourcePackage): string {
@@ -231,10 +281,11 @@ async function buildAndCompare(job: Job, allBinaries: BinaryPackage[], startedOn
       job.progress({ phase: 'buildroot', message: `not faithful: ${problem.reason}` })
       job.official = undefined
       job.buildDir = defaultBuildDir(job.src)
-      if (problem.dirty) {
-        await removeBuildRoot(job.root)
+      // Warm path: always a fresh writable layer (the probe's apt lists must not become a cached layer).
+      if (problem.dirty || job.base !== undefined) {
+        await discardBuildRoot(job)
         await prepareBuildRoot(job)
-      } else await placeSources(job)
+      }
     }
   }
   const official = job.official
@@ -242,6 +293,7 @@ async function buildAndCompare(job: Job, allBinaries: BinaryPackage[], startedOn
     const depsProblem = await installBuildDeps(job)
     if (depsProblem !== undefined) return failed(job, startedOn, depsProblem, undefined)
   }
+  await placeSources(job)
   // binNMU: the official Binary-Only-Changes, else the entry read from the archive's own .deb.
   const nmuBinaries = allBinaries.filter((b) => b.binNmu !== undefined && b.architecture !== 'all')
   const binNmuEntry = official?.binaryOnlyChanges ?? (nmuBinaries.length > 0 ? await archiveBinNmuEntry(job, nmuBinaries) : undefined)
@@ -282,7 +334,7 @@ async function buildAndCompare(job: Job, allBinaries: BinaryPackage[], startedOn
  */
 async function installExactVersions(job: Job, bi: OfficialBuildinfo): Promise<{ reason: string; dirty: boolean } | undefined> {
   const lines = exactRepositoryLines(job.opts.faithful as FaithfulConfig, bi, job.archive.location.suite)
-  const listFile = join(job.root, 'etc/apt/sources.list.d/rbq-exact.list')
+  const listFile = await writablePath(job.root, '/etc/apt/sources.list.d/rbq-exact.list')
   await writeFile(listFile, `${lines.join('\n')}\n`)
   const binds = fileRepositoryDirs(lines)
   const names = [...new Set(bi.installed.map((p) => p.name))]
@@ -325,7 +377,7 @@ async function installExactVersions(job: Job, bi: OfficialBuildinfo): Promise<{ 
 async function archiveBinNmuEntry(job: Job, nmus: BinaryPackage[]): Promise<string | undefined> {
   for (const b of nmus) {
     const local = await job.archive.fetchPoolFile(b.filename, b, job.signal, b.mirror)
-    await copyFile(local, join(job.root, 'tmp/rbq-binnmu.deb'))
+    await copyFile(local, await writablePath(job.root, '/tmp/rbq-binnmu.deb'))
     const script = 'dpkg-deb --fsys-tarfile /tmp/rbq-binnmu.deb | tar -xOf - "./usr/share/doc/$1/changelog.Debian.$2.gz" | gzip -dc'
     const r = await step(job, 'build', `binNMU changelog entry of ${basename(b.filename)}`, ['/bin/sh', '-c', script, 'sh', b.name, b.architecture], { network: false, asRoot: false, env: BUILD_ENV })
     const text = r.stdout.toString('utf8').trim()
@@ -336,9 +388,15 @@ async function archiveBinNmuEntry(job: Job, nmus: BinaryPackage[]): Promise<stri
   return undefined
 }
 
-/** A fresh copy of the cached build root, with the source files in /build owned by the build user. */
+/**
+ * A fresh build root: warm, a new writable layer over the cached base root (mounted in each
+ * command's namespace); cold (reuseBuildRoot false, or no overlayfs here), the tarball unpacked.
+ * Either way with the host's resolv.conf (apt only; builds have no network) and the release's
+ * companion suites in apt's sources.
+ */
 async function prepareBuildRoot(job: Job): Promise<void> {
-  const tarball = await ensureBuildRoot({
+  const mountpoint = join(job.dir, 'root')
+  const rootOpts = {
     cacheDir: job.opts.cacheDir,
     location: job.archive.location,
     arch: job.archive.arch,
@@ -346,25 +404,62 @@ async function prepareBuildRoot(job: Job): Promise<void> {
     keyring: job.opts.keyring,
     signal: job.signal,
     onProgress: job.progress
-  })
-  job.progress({ phase: 'buildroot', message: 'unpacking the build root' })
-  await unpackBuildRoot(tarball, job.root, job.signal)
-  await copyFile('/etc/resolv.conf', join(job.root, 'etc/resolv.conf')).catch(() => {}) // for apt only; the build has no network
-  // The release's other suites (-updates, -security), signed by the same keyring as the main one.
+  }
+  job.base = undefined
+  if (job.opts.reuseBuildRoot !== false) {
+    const base = await ensureBaseRoot(rootOpts)
+    const why = await overlayUnsupported(base.tmp)
+    if (why === undefined) {
+      job.base = base
+      job.depsLayer = await newWritableLayer(base.tmp) // same file system as the layers it may join
+      job.scratch.push(job.depsLayer.dir)
+      await mkdir(mountpoint, { recursive: true })
+      job.root = { mountpoint, overlay: { lowers: [base.root], upper: job.depsLayer.upper, work: job.depsLayer.work } }
+    } else job.log.write(`### rbq: warning: build root not reused (${why}): unpacking it\n`)
+  }
+  if (job.base === undefined) {
+    const tarball = await ensureBuildRoot(rootOpts)
+    job.progress({ phase: 'buildroot', message: 'unpacking the build root' })
+    await unpackBuildRoot(tarball, mountpoint, job.signal)
+    job.root = { mountpoint }
+  }
+  await copyFile('/etc/resolv.conf', await writablePath(job.root, '/etc/resolv.conf')).catch(() => {}) // for apt only; the build has no network
+  const companions = releaseSourcesList(job)
+  if (companions !== '') await writeFile(await writablePath(job.root, '/etc/apt/sources.list.d/rbq-release.list'), companions)
+}
+
+/** The release's other suites (-updates, -security), signed by the same keyring as the main one. */
+function releaseSourcesList(job: Job): string {
   const companions = job.archive.suites.slice(1).map((s) => `deb ${s.location.mirror} ${s.location.suite} main`)
-  if (companions.length > 0) await writeFile(join(job.root, 'etc/apt/sources.list.d/rbq-release.list'), `${companions.join('\n')}\n`)
-  await placeSources(job)
+  return companions.length === 0 ? '' : `${companions.join('\n')}\n`
+}
+
+/** Unmounted by construction (mounts live in the commands' namespaces): removes every directory of the build root. */
+async function discardBuildRoot(job: Job): Promise<void> {
+  await removeBuildRoot(job.root.mountpoint)
+  for (const d of job.scratch.splice(0)) await removeBuildRoot(d)
+  if (job.layer !== undefined) releaseLayer(job.layer)
+  job.layer = undefined
+  job.depsLayer = undefined
 }
 
 /** The source files next to the build dir (its parent), owned by the build user. */
 async function placeSources(job: Job): Promise<void> {
-  const parent = join(job.root, dirname(job.buildDir))
-  await mkdir(parent, { recursive: true })
-  for (let d = dirname(job.buildDir); d !== '/'; d = dirname(d)) await chown(join(job.root, d), BUILD_USER.uid, BUILD_USER.gid)
+  const parent = dirname(job.buildDir)
+  await mkdir(await writablePath(job.root, parent), { recursive: true })
+  for (let d = parent; d !== '/'; d = dirname(d)) await chown(await writablePath(job.root, d), BUILD_USER.uid, BUILD_USER.gid)
   for (const [name, path] of job.sourceFiles) {
-    await copyFile(path, join(parent, name))
-    await chown(join(parent, name), BUILD_USER.uid, BUILD_USER.gid)
+    const dest = await writablePath(job.root, join(parent, name))
+    await copyFile(path, dest)
+    await chown(dest, BUILD_USER.uid, BUILD_USER.gid)
   }
+}
+
+const aptClassify = (stderr: string): string => {
+  if (/Failed to fetch|Temporary failure|Could not resolve|Unable to connect|Connection failed|Hash Sum mismatch/i.test(stderr)) {
+    throw new RbqError('DOWNLOAD_FAILED', `installing build dependencies failed on the network: ${lastLines(stderr)}`)
+  }
+  return `build dependencies cannot be installed: ${lastLines(stderr)}`
 }
 
 /** apt inside the build root, from the same suite. Returns why the deps cannot be installed, if so. */
@@ -372,13 +467,73 @@ async function installBuildDeps(job: Job): Promise<string | undefined> {
   const deps = buildDepends(job.dsc)
   job.progress({ phase: 'buildroot', message: `installing build dependencies: ${deps.join('; ') || '(none)'}` })
   const apt = `apt-get ${APT_OPTS.join(' ')}`
+  if (job.base !== undefined) return installBuildDepsWarm(job, job.base, deps, apt)
   const script = `${apt} update && { [ $# -eq 0 ] || ${apt} -y satisfy "$@"; }`
   const r = await step(job, 'buildroot', 'apt-get satisfy', ['/bin/sh', '-c', script, 'sh', ...deps], { network: true, asRoot: true, env: APT_ENV })
-  if (r.code === 0) return undefined
-  if (/Failed to fetch|Temporary failure|Could not resolve|Unable to connect|Connection failed|Hash Sum mismatch/i.test(r.stderr)) {
-    throw new RbqError('DOWNLOAD_FAILED', `installing build dependencies failed on the network: ${lastLines(r.stderr)}`)
+  return r.code === 0 ? undefined : aptClassify(r.stderr)
+}
+
+/**
+ * Warm path. apt's plan for the build deps (`apt-get -s satisfy`, lists updated unless they are
+ * already the release this archive view verified) names the cached layer: the exact packages,
+ * versions and order apt installs onto this base. A layer made on first use is that install
+ * (into a writable layer over the base, as the cold path does into the unpacked tarball); later
+ * builds with the same plan stack it read-only under a fresh writable layer. apt's lists and
+ * .deb cache are bind-mounted from the cache for these steps only, under one flock (apt's own
+ * locks would make a concurrent build fail instead of wait).
+ */
+async function installBuildDepsWarm(job: Job, base: BaseRoot, deps: string[], apt: string): Promise<string | undefined> {
+  const shared: Pick<InRootOptions, 'lock' | 'writableBinds'> = {
+    lock: base.aptLock,
+    writableBinds: [
+      { source: base.aptLists, target: '/var/lib/apt/lists' },
+      { source: base.aptArchives, target: '/var/cache/apt/archives' }
+    ]
   }
-  return `build dependencies cannot be installed: ${lastLines(r.stderr)}`
+  const how = { network: true, asRoot: true, env: APT_ENV, ...shared }
+  const update = (await aptListsCurrent(job, base)) ? '' : `${apt} update >&2 && `
+  const simulate = `{ [ $# -eq 0 ] || ${apt} -s satisfy "$@"; }`
+  const sim = await step(job, 'buildroot', 'apt-get -s satisfy (plan)', ['/bin/sh', '-c', `${update}${simulate}`, 'sh', ...deps], how)
+  if (sim.code !== 0) return aptClassify(sim.stderr)
+  const sources = releaseSourcesList(job)
+  let layer = await useLayer(base, layerKey(aptPlan(sim.stdout.toString('utf8')), sources))
+  const own = job.depsLayer as { dir: string; upper: string; work: string }
+  if (layer === undefined) {
+    // The plan is read again under the same lock as the install: it is what was installed.
+    const install = `${simulate}; echo '#rbq-install'; [ $# -eq 0 ] || ${apt} -y satisfy "$@" >&2`
+    const r = await step(job, 'buildroot', 'apt-get satisfy (new dependency layer)', ['/bin/sh', '-c', install, 'sh', ...deps], how)
+    if (r.code !== 0) return aptClassify(r.stderr)
+    const plan = aptPlan(r.stdout.toString('utf8').split('#rbq-install')[0] ?? '')
+    const key = layerKey(plan, sources)
+    await storeLayer(base, own, key, plan)
+    job.log.write(`### rbq: dependency layer ${key} stored (${plan.length} apt actions)\n`)
+    layer = await useLayer(base, key)
+    if (layer === undefined) throw new RbqError('BUILDER_UNAVAILABLE', `dependency layer ${key} vanished right after it was stored`)
+  } else {
+    job.log.write(`### rbq: dependency layer ${basename(dirname(layer))} reused\n`)
+    await removeBuildRoot(own.dir)
+  }
+  job.scratch.splice(job.scratch.indexOf(own.dir), 1)
+  job.layer = layer
+  job.depsLayer = undefined
+  const mine = await newWritableLayer(join(job.dir, 'overlay'))
+  job.scratch.push(mine.dir)
+  job.root = { mountpoint: job.root.mountpoint, overlay: { lowers: [layer, base.root], upper: mine.upper, work: mine.work } }
+  return undefined
+}
+
+/**
+ * Whether apt's shared lists hold exactly the InRelease files this archive view verified (then
+ * `apt-get update` would change nothing the build deps resolve against, and is skipped).
+ */
+async function aptListsCurrent(job: Job, base: BaseRoot): Promise<boolean> {
+  for (const s of job.archive.suites) {
+    const ours = await readFile(join(job.opts.cacheDir, 'archive', archiveKey(s.location), 'InRelease')).catch(() => undefined)
+    const name = `${s.location.mirror.replace(/^[a-z]+:\/\//, '').replace(/\//g, '_')}_dists_${s.location.suite}_InRelease`
+    const theirs = await readFile(join(base.aptLists, name)).catch(() => undefined)
+    if (ours === undefined || theirs === undefined || !ours.equals(theirs)) return false
+  }
+  return true
 }
 
 /**
@@ -390,7 +545,7 @@ async function installBuildDeps(job: Job): Promise<string | undefined> {
 async function runBuild(job: Job, archs: string[], binNmuEntry: string | undefined): Promise<{ problem?: string; env?: Record<string, string> }> {
   const parent = dirname(job.buildDir)
   if (binNmuEntry !== undefined) {
-    const path = join(job.root, parent, 'rbq-binnmu.changelog')
+    const path = await writablePath(job.root, join(parent, 'rbq-binnmu.changelog'))
     await writeFile(path, `${binNmuEntry.trim()}\n\n`)
     await chown(path, BUILD_USER.uid, BUILD_USER.gid)
   }
@@ -416,7 +571,7 @@ async function runBuild(job: Job, archs: string[], binNmuEntry: string | undefin
 
 /** Copies the outputs out of the build root; dbgsym .debs belong to the debug archive: not compared, not attested. */
 async function collectOutputs(job: Job): Promise<{ artifacts: RebuildArtifact[]; buildinfo: string | undefined }> {
-  const inRootBuild = join(job.root, dirname(job.buildDir))
+  const inRootBuild = hostPath(job.root, dirname(job.buildDir))
   const outDir = join(job.dir, 'out')
   await mkdir(outDir, { recursive: true })
   const produced = (await readdir(inRootBuild)).filter((n) => /\.(u?deb|buildinfo|changes)$/.test(n))
@@ -436,7 +591,7 @@ async function step(
   phase: 'buildroot' | 'build',
   title: string,
   argv: string[],
-  how: { network: boolean; asRoot: boolean; env: Record<string, string>; binds?: string[] }
+  how: Pick<InRootOptions, 'network' | 'asRoot' | 'env' | 'binds' | 'writableBinds' | 'lock'>
 ): Promise<Awaited<ReturnType<typeof runInBuildRoot>>> {
   job.log.write(`\n### rbq: ${title} (${how.asRoot ? 'root' : BUILD_USER.name}, network ${how.network ? 'on' : 'off'})\n`)
   const r = await runInBuildRoot(job.root, argv, {
