@@ -127,7 +127,7 @@ export class RbqNode {
       await publisher.start()
       started.push({ name: 'publisher', stop: () => publisher.stop() })
 
-      const network = await Network.create({ store, pipeline, publisher, metrics, logger }, { peerKey, p2p: config.p2p, sync: config.sync })
+      const network = await Network.create({ store, pipeline, publisher, metrics, logger, signingKey }, { peerKey, p2p: config.p2p, sync: config.sync })
       await network.start()
       started.push({ name: 'network', stop: () => network.stop() })
 
@@ -139,6 +139,14 @@ export class RbqNode {
         await pipelineForRebuilds.start()
         started.push({ name: 'rebuild', stop: () => pipelineForRebuilds.stop() })
         rebuilds = pipelineForRebuilds
+        // Other nodes' rebuild requests (gossip): honoured by the [rebuild] demand rule.
+        network.rebuildRequests.onRequest((request) => void pipelineForRebuilds.honourRequest(request))
+        started.push({ name: 'rebuild requests', stop: async () => network.rebuildRequests.onRequest(undefined) })
+      }
+      // `rbq rebuild-request --network`: a signed request on gossip; this node honours it too.
+      const askNetwork = async (purl: string): Promise<{ recipients: number; local?: { status: string; detail: string } }> => {
+        const { recipients } = await network.askNetwork(purl)
+        return rebuilds === undefined ? { recipients } : { recipients, local: await rebuilds.honourRequest({ purl, requester: signingKey.publicKey.keyid }) }
       }
 
       // --- API: the local HTTP API (node/api/; [api] config), started last, stopped first. ---
@@ -158,7 +166,8 @@ export class RbqNode {
           cacheDir: config.rebuild.debian.cacheDir ?? join(paths.cache, 'debian'),
           ...(config.rebuild.debian.mirror === undefined ? {} : { mirror: config.rebuild.debian.mirror })
         }),
-        ...(rebuilds === undefined ? {} : { rebuilds })
+        ...(rebuilds === undefined ? {} : { rebuilds }),
+        askNetwork
       })
       if (api !== undefined) started.push({ name: 'api', stop: () => api.stop() })
       // --- end API ---

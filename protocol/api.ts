@@ -370,7 +370,17 @@ export type SubmitManyResponse = Static<typeof SubmitManyResponseSchema>
 
 // --- rebuilds, watch, trust ------------------------------------------------------------------
 
-export const RebuildRequestSchema = Type.Object({ purl: PurlParam }, strict)
+export const RebuildRequestSchema = Type.Object(
+  {
+    purl: PurlParam,
+    scope: Type.Optional(
+      Type.Union([Type.Literal('node'), Type.Literal('network')], {
+        description: 'node (default): this node rebuilds it now; network: ask every node by a signed request on gossip (SPEC.md §10), which this node also honours by its [rebuild] demand rule'
+      })
+    )
+  },
+  strict
+)
 export type RebuildRequest = Static<typeof RebuildRequestSchema>
 export const RebuildResponseSchema = Type.Object(
   { purl: Type.String(), status: Type.String({ description: 'what the scheduler did, e.g. queued' }), detail: Type.Optional(Type.String()) },

@@ -23,6 +23,9 @@ export const STATEMENT_TYPE_IN_TOTO = 'https://in-toto.io/Statement/v1'
 export const PREDICATE_TYPE_REBUILD = 'https://rebuild-quorum.dev/rebuild/v1'
 export const STATEMENT_TYPE_DELEGATION = 'https://rebuild-quorum.dev/delegation/v1'
 export const STATEMENT_TYPE_EQUIVOCATION = 'https://rebuild-quorum.dev/equivocation/v1'
+/** Rebuild requests (SPEC.md §10): not statements; never stored, never synced. */
+export const PAYLOAD_TYPE_REBUILD_REQUEST = 'application/vnd.rebuild-quorum.rebuild-request+json'
+export const STATEMENT_TYPE_REBUILD_REQUEST = 'https://rebuild-quorum.dev/rebuild-request/v1'
 
 export const PUBLIC_KEY_PREFIX = 'ed25519:'
 
@@ -32,6 +35,8 @@ export const TOPIC_DELEGATIONS = '/rbq/1/delegations'
 export const TOPIC_PROOFS = '/rbq/1/proofs'
 export const TOPICS = [TOPIC_ATTESTATIONS, TOPIC_DELEGATIONS, TOPIC_PROOFS] as const
 export type Topic = (typeof TOPICS)[number]
+/** Rebuild requests (SPEC.md §10); not a statement topic, so not in TOPICS. */
+export const TOPIC_REBUILD_REQUESTS = '/rbq/1/rebuild-requests'
 
 /** libp2p request/response protocol for catch-up (SPEC.md §Sync). */
 export const SYNC_PROTOCOL = '/rbq/sync/1.0.0'

@@ -181,8 +181,9 @@ export class ApiClient {
     return out
   }
 
-  requestRebuild(purl: string): Promise<RebuildResponse> {
-    return this.request('POST', '/v1/rebuilds', { json: { purl }, auth: true })
+  /** `network`: ask every node (a signed request on gossip) instead of this node's scheduler only. */
+  requestRebuild(purl: string, options: { network?: boolean } = {}): Promise<RebuildResponse> {
+    return this.request('POST', '/v1/rebuilds', { json: options.network === true ? { purl, scope: 'network' } : { purl }, auth: true })
   }
 
   /** Adds artifacts to the watch list (`replace`: the list becomes exactly these; `remove`: removes them). */

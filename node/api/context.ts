@@ -48,6 +48,11 @@ export interface ApiComponents {
   /** Frames submitted through the API go through it; its `stored` events feed events and watches. */
   ingest?: ApiIngest
   rebuilds?: ApiRebuilds
+  /**
+   * Asks the network to rebuild a purl (a signed request on gossip, node/p2p/demand.ts); `local`
+   * is what this node's own pipeline made of it, when it rebuilds.
+   */
+  askNetwork?: (purl: string) => Promise<{ recipients: number; local?: { status: string; detail: string } }>
   /** Catch-up state for /v1/status. */
   sync?: () => StatusResponse['sync']
   /** A Debian suite's versions, for GET /v1/stats?suite= (node/rebuild/stats.ts archiveSuites). */

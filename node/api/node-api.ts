@@ -26,6 +26,7 @@ export interface NodeApiParts {
   /** Peers a catch-up session runs or waits for (node/p2p/sync.ts activePeers). */
   syncingPeers?: () => readonly string[]
   rebuilds?: ApiRebuilds
+  askNetwork?: ApiComponents['askNetwork']
   /** The node's policy reader, shared with its trusted-key set. */
   policy?: PolicyFile
   /** A Debian suite's versions for GET /v1/stats?suite= (node/rebuild/stats.ts archiveSuites). */
@@ -52,6 +53,7 @@ export async function startNodeApi(parts: NodeApiParts): Promise<ApiServer | und
       ...(parts.libp2p === undefined ? {} : { libp2p: parts.libp2p }),
       ...(syncingPeers === undefined ? {} : { sync: () => syncStatus(syncingPeers) }),
       ...(parts.rebuilds === undefined ? {} : { rebuilds: parts.rebuilds }),
+      ...(parts.askNetwork === undefined ? {} : { askNetwork: parts.askNetwork }),
       ...(parts.debianSuite === undefined ? {} : { debianSuite: parts.debianSuite })
     },
     {

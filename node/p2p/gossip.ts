@@ -62,6 +62,8 @@ export interface GossipComponents {
   ingest: GossipIngest
   metrics: Metrics
   logger: Logger
+  /** Topics that carry no statements (rebuild requests, node/p2p/demand.ts), with their validators. */
+  otherTopics?: ReadonlyMap<string, TopicValidator>
 }
 
 export interface GossipVerdict {
@@ -113,7 +115,7 @@ export class Gossip {
 
   constructor(components: GossipComponents) {
     this.pubsub = components.pubsub as GossipSubWithAsyncValidation
-    this.validators = new Map(TOPICS.map((t) => [t, topicValidator(t, components.ingest)]))
+    this.validators = new Map<string, TopicValidator>([...TOPICS.map((t): [string, TopicValidator] => [t, topicValidator(t, components.ingest)]), ...(components.otherTopics ?? [])])
     this.log = components.logger.child({ component: 'gossip' })
     this.validated = components.metrics.counter({
       name: 'rbq_gossip_messages_total',
@@ -131,14 +133,14 @@ export class Gossip {
     if (this.running) return
     this.running = true
     this.pubsub.addEventListener('gossipsub:message', this.onMessage)
-    for (const topic of TOPICS) this.pubsub.subscribe(topic)
+    for (const topic of this.validators.keys()) this.pubsub.subscribe(topic)
   }
 
   stop(): void {
     if (!this.running) return
     this.running = false
     this.pubsub.removeEventListener('gossipsub:message', this.onMessage)
-    for (const topic of TOPICS) this.pubsub.unsubscribe(topic)
+    for (const topic of this.validators.keys()) this.pubsub.unsubscribe(topic)
   }
 
   /** Validates one message the way a received one is (exposed for tests and metrics). */
@@ -170,15 +172,21 @@ export class Gossip {
 
   /** Publishes a frame on its kind's topic; failures are logged, never thrown. */
   async publish(frame: Pick<VerifiedFrame, 'kind' | 'bytes' | 'id'>): Promise<void> {
-    const topic = TOPIC_OF_KIND[frame.kind]
-    if (!this.running) return
+    await this.publishOn(TOPIC_OF_KIND[frame.kind], frame.bytes, frame.id).catch(() => undefined)
+  }
+
+  /** Publishes a message on one of our topics; returns how many peers it went to; throws on failure. */
+  async publishOn(topic: string, bytes: Uint8Array, id: string): Promise<number> {
+    if (!this.running) throw new RbqError('API_UNAVAILABLE', 'gossip is not running')
     try {
-      const { recipients } = await this.pubsub.publish(topic, frame.bytes)
+      const { recipients } = await this.pubsub.publish(topic, bytes)
       this.published.inc({ topic, outcome: 'sent' })
-      this.log.debug({ topic, id: frame.id, recipients: recipients.length }, 'published')
+      this.log.debug({ topic, id, recipients: recipients.length }, 'published')
+      return recipients.length
     } catch (e) {
       this.published.inc({ topic, outcome: 'failed' })
-      this.log.warn({ topic, id: frame.id, ...errorFields(e) }, 'publish failed')
+      this.log.warn({ topic, id, ...errorFields(e) }, 'publish failed')
+      throw e
     }
   }
 }

@@ -12,7 +12,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { RbqError, type EquivocationFrame, type VerifiedFrame } from '../../protocol/index.js'
+import { RbqError, type EquivocationFrame, type SigningKey, type VerifiedFrame } from '../../protocol/index.js'
 import type { P2PConfig, SyncConfig } from '../config.js'
 import type { Store } from '../db/store.js'
 import type { IngestPipeline } from '../ingest/pipeline.js'
@@ -20,6 +20,7 @@ import type { Publisher } from '../ingest/publisher.js'
 import type { IngestSource } from '../ingest/types.js'
 import { errorFields, type Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
+import { RebuildRequests } from './demand.js'
 import { Gossip } from './gossip.js'
 import { createHost, type Host } from './host.js'
 import { PeerPenalties } from './peer-penalties.js'
@@ -38,6 +39,8 @@ export interface NetworkComponents {
   publisher: Publisher
   metrics: Metrics
   logger: Logger
+  /** The node's signing key: signs this node's rebuild requests (node/p2p/demand.ts). */
+  signingKey: SigningKey
 }
 
 /** A connected peer, as the API shows it. */
@@ -63,6 +66,8 @@ export class Network {
   readonly gossip: Gossip
   readonly sync: SyncService
   readonly runs = new SeqRuns()
+  /** Rebuild requests on gossip: the pipeline subscribes with `rebuildRequests.onRequest`. */
+  readonly rebuildRequests: RebuildRequests
   private readonly log: Logger
   private readonly bootstrapPeers: { id: PeerId; addr: ReturnType<typeof multiaddr> }[]
   private redialTimer: ReturnType<typeof setInterval> | undefined
@@ -76,7 +81,14 @@ export class Network {
   ) {
     this.host = host
     this.log = components.logger.child({ component: 'p2p' })
-    this.gossip = new Gossip({ pubsub: host.services.pubsub, ingest: components.pipeline, metrics: components.metrics, logger: components.logger })
+    this.rebuildRequests = new RebuildRequests({ signingKey: components.signingKey, logger: this.log })
+    this.gossip = new Gossip({
+      pubsub: host.services.pubsub,
+      ingest: components.pipeline,
+      metrics: components.metrics,
+      logger: components.logger,
+      otherTopics: new Map([[this.rebuildRequests.topic, this.rebuildRequests.validate]])
+    })
     this.sync = new SyncService(
       { host, store: components.store, ingest: components.pipeline, runs: this.runs, penalties: this.penalties, metrics: components.metrics, logger: components.logger },
       {
@@ -126,6 +138,16 @@ export class Network {
       else known.addresses.push(conn.remoteAddr.toString())
       return out
     }, [])
+  }
+
+  /**
+   * Asks the network to rebuild `purl` (canonical): a signed request on the rebuild-requests
+   * topic. Returns the number of peers it was sent to; QUOTA_EXCEEDED / DUPLICATE when this
+   * node already asked too often or for the same purl just now.
+   */
+  async askNetwork(purl: string): Promise<{ id: string; recipients: number }> {
+    const request = this.rebuildRequests.encode(purl)
+    return { id: request.id, recipients: await this.gossip.publishOn(this.rebuildRequests.topic, request.bytes, request.id) }
   }
 
   async start(): Promise<void> {

@@ -9,8 +9,11 @@ import { DEFAULT_BUILDINFO_SOURCES, DEFAULT_EXACT_REPOSITORIES } from './debian/
 export interface RebuildConfig {
   /** Run the rebuild pipeline at all (API rebuild requests need it too). */
   enabled: boolean
-  /** Fraction of each feed's selection this node rebuilds (sampler.ts). */
-  share: number
+  /**
+   * Fraction of each feed's selection this node rebuilds (sampler.ts). Unset: each feed's own
+   * default — 1 for lists and recipes, 0.01 for the whole archive (feeds.ts ARCHIVE_DEFAULT_SHARE).
+   */
+  share: number | undefined
   /** Purl scope patterns a package must match to be sampled; empty = all. */
   packages: string[]
   concurrency: number
@@ -21,12 +24,31 @@ export interface RebuildConfig {
   recipesDir: string | undefined
   requireNetworkIsolation: boolean
   /**
+   * Other nodes' rebuild requests (gossip, node/p2p/demand.ts): `feed` honours those for a
+   * package a feed of this node follows (sampled or not), `sample` only those its sample
+   * includes, `off` none. At most `maxQueued` such jobs wait at once, and one requesting node
+   * gets at most `perRequesterPerHour` honoured.
+   */
+  demand: { honour: DemandRule; maxQueued: number; perRequesterPerHour: number }
+  /**
    * cacheDir: archive indexes, pool files, build root (default `<data>/cache/debian`; shareable).
    * buildinfoSources / exactRepositories: faithful rebuilds (debian/faithful.ts); an empty
    * buildinfoSources turns them off.
    */
   debian: {
+    /**
+     * `archive`: every source package of the release (main, with -updates/-security);
+     * `sources`: the `sources` list; `auto`: the archive when `sources` is empty and this
+     * machine can run Debian builds (rbq doctor), else the list.
+     */
+    follow: DebianFollow
     sources: string[]
+    /** Source names (`*`, `?` wildcards) never followed from the archive. */
+    exclude: string[]
+    /** Source packages larger than this are not followed from the archive (0 = no limit). */
+    maxSourceBytes: number
+    /** Seconds between cheap InRelease checks; a changed one re-reads the index at once. */
+    checkIntervalSeconds: number
     mirror: string | undefined
     suite: string | undefined
     cacheDir: string | undefined
@@ -35,10 +57,15 @@ export interface RebuildConfig {
   }
 }
 
+export type DebianFollow = 'auto' | 'archive' | 'sources'
+export type DemandRule = 'feed' | 'sample' | 'off'
+export const DEFAULT_MAX_SOURCE_MIB = 100
+
 export const DEFAULT_REBUILD_CONFIG_TOML = `[rebuild]
 enabled = true
 # Fraction (0..1) of each feed's selection this node rebuilds, drawn with a secret per-node seed.
-share = 1.0
+# Unset: 1 for source lists and recipes, 0.01 when following the whole archive.
+# share = 0.01
 # Purl patterns a package must match to be rebuilt, e.g. ["pkg:deb/debian/lib*"]. Empty: all.
 packages = []
 # Builds at once; attempts per job (download failures are retried with exponential backoff).
@@ -51,10 +78,26 @@ poll_interval_seconds = 3600
 # recipes_dir = "recipes"
 # Refuse recipe builds where the network cannot be cut off (default: build, and say so in the log).
 require_network_isolation = false
+# Other nodes' rebuild requests (rbq rebuild-request --network): "feed" honours those for a package
+# a feed of this node follows, sampled or not; "sample" only those in its sample; "off" none.
+demand = "feed"
+# Requested jobs waiting at most, and honoured per requesting node per hour.
+demand_max_queued = 100
+demand_per_requester_per_hour = 10
 
 [rebuild.debian]
-# Source packages followed in the archive (newest version of each), e.g. ["base-files", "hello"].
+# "archive": every source package of the release (main; with -updates and -security), sampled
+# with share (default 0.01). "sources": the list below. "auto": the archive when the list is
+# empty and this machine can run Debian builds (root, mmdebstrap: rbq doctor), else the list.
+follow = "auto"
+# Source packages followed (newest version of each) when following a list, e.g. ["base-files", "hello"].
 sources = []
+# Archive: source names never rebuilt (* and ? wildcards), and the largest source package
+# taken (MiB, sum of its files; 0 = no limit).
+exclude = []
+max_source_mib = 100
+# Seconds between InRelease checks (a conditional GET; a changed release re-reads the index).
+check_interval_seconds = 300
 # Archive and suite. Unset: read from this machine's apt sources.
 # mirror = "http://deb.debian.org/debian"
 # suite = "bookworm"
@@ -82,7 +125,11 @@ export function readRebuildConfig(t: TableReader, baseDir: string): RebuildConfi
   }
   const d = t.section('debian')
   const debian = {
+    follow: d.oneOf<DebianFollow>('follow', ['auto', 'archive', 'sources'], 'auto'),
     sources: d.strings('sources', []),
+    exclude: d.strings('exclude', [], checkSourceGlob),
+    maxSourceBytes: d.int('max_source_mib', DEFAULT_MAX_SOURCE_MIB, 0, 1_000_000) * 2 ** 20,
+    checkIntervalSeconds: d.int('check_interval_seconds', 300, 1, 7 * 86_400),
     mirror: d.string('mirror', undefined),
     suite: d.string('suite', undefined),
     cacheDir: path(d.string('cache_dir', undefined)),
@@ -94,7 +141,7 @@ export function readRebuildConfig(t: TableReader, baseDir: string): RebuildConfi
   d.done()
   const config: RebuildConfig = {
     enabled: t.bool('enabled', true),
-    share: t.number('share', 1, 0, 1),
+    share: optional(t.number('share', Number.NaN, 0, 1)),
     packages: t.strings('packages', [], checkScope),
     concurrency: t.int('concurrency', 1, 1, 64),
     maxAttempts: t.int('max_attempts', 5, 1, 100),
@@ -102,10 +149,25 @@ export function readRebuildConfig(t: TableReader, baseDir: string): RebuildConfi
     pollIntervalSeconds: t.int('poll_interval_seconds', 3600, 1, 7 * 86_400),
     recipesDir: path(t.string('recipes_dir', undefined)),
     requireNetworkIsolation: t.bool('require_network_isolation', false),
+    demand: {
+      honour: t.oneOf<DemandRule>('demand', ['feed', 'sample', 'off'], 'feed'),
+      maxQueued: t.int('demand_max_queued', 100, 0, 100_000),
+      perRequesterPerHour: t.int('demand_per_requester_per_hour', 10, 0, 10_000)
+    },
     debian
   }
   t.done()
   return config
+}
+
+/** A number option read with the fallback NaN: unset. */
+function optional(n: number): number | undefined {
+  return Number.isNaN(n) ? undefined : n
+}
+
+/** A Debian source name, possibly with `*`/`?` wildcards. */
+function checkSourceGlob(s: string, field: string): void {
+  if (!/^[a-z0-9*?][a-z0-9+.*?-]*$/.test(s)) throw new RbqError('CONFIG_INVALID', `config ${field}: ${JSON.stringify(s)}: expected a source package name (lowercase; * and ? wildcards)`, { field })
 }
 
 function checkBuildinfoSource(s: string, field: string): void {

@@ -1,14 +1,16 @@
 /**
  * Feeds: where the packages to rebuild come from. A feed lists entries (purl + what to build)
  * and resolves an explicit request for one purl.
- *   DebianFeed      source packages of the archive (signed indexes, debian/archive.ts), by name
+ *   DebianFeed      source packages of the archive (signed indexes, debian/archive.ts): a list
+ *                   of names, or every source package of the release (`follow = "archive"`)
  *   RecipeDirFeed   every *.toml recipe of a directory
  */
-import { readdir } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { parsePurl, RbqError } from '../../protocol/index.js'
 import { errorFields, silentLogger, type Logger } from '../logger.js'
-import { openArchive, type ArchiveOptions, type DebianArchive } from './debian/archive.js'
+import { archiveKey, openArchive, type ArchiveOptions, type DebianArchive } from './debian/archive.js'
 import { debianSourcePurl } from './debian/builder.js'
 import { loadRecipe } from './recipe/recipe.js'
 import type { JobTarget } from './scheduler.js'
@@ -16,6 +18,11 @@ import type { JobTarget } from './scheduler.js'
 export interface FeedEntry {
   purl: string
   target: JobTarget
+  /**
+   * A version the feed's previous index did not have (a new upload: point release, security
+   * update, new package): queued before the rest of the sample.
+   */
+  upload?: boolean
 }
 
 export interface RebuildFeed {
@@ -30,7 +37,19 @@ export interface RebuildFeed {
    * longer followed are dropped instead of being built.
    */
   follows(target: JobTarget): boolean
+  /**
+   * Cheap check whether the feed's source changed since it was last read (Debian: InRelease);
+   * the pipeline re-reads the feed when it says so. Absent: only the periodic poll reads it.
+   */
+  changed?(signal?: AbortSignal): Promise<boolean>
+  /** Called once the entries of the last `entries()` are queued: the feed may remember them as seen. */
+  commit?(): Promise<void>
+  /** The share to sample with when `[rebuild] share` is not set (default 1). */
+  readonly defaultShare?: number
 }
+
+/** Default `share` of the archive-wide feed (node/rebuild/README.md, "Archive-wide feed"). */
+export const ARCHIVE_DEFAULT_SHARE = 0.01
 
 /**
  * The Debian source a purl names, `pkg:deb/debian/NAME[@VERSION][?arch=source]`, or undefined
@@ -46,45 +65,160 @@ export function debianSourceOfPurl(purl: string): { source: string; version?: st
 
 export interface DebianFeedInit extends Pick<ArchiveOptions, 'mirror' | 'suite' | 'arch' | 'keyring' | 'etcApt'> {
   cacheDir: string
-  /** Source package names followed (newest version in the suite). */
+  /** `sources`: the names in `sources`; `archive`: every source package of the release (main). */
+  follow?: 'sources' | 'archive'
+  /** Source package names followed (newest version in the release) when `follow = "sources"`. */
   sources: string[]
+  /** Source names (`*` and `?` wildcards) never followed from the archive. */
+  exclude?: string[]
+  /** Source packages larger than this (sum of their files) are not followed from the archive. */
+  maxSourceBytes?: number
+  /**
+   * Where the versions of the last index read are kept (JSON), so that a version not in it is a
+   * new upload, across restarts too. Unset: kept in memory only (the first read finds none new).
+   */
+  statePath?: string
+}
+
+interface DebianFeedState {
+  /** sourcesDigests() of the index the versions were read from. */
+  digests: string[]
+  /** Source name → newest version. */
+  versions: Record<string, string>
+}
+
+/** `*` any run of characters, `?` one character; everything else literal. */
+export function globMatcher(patterns: readonly string[]): (name: string) => boolean {
+  if (patterns.length === 0) return () => false
+  const escape = (p: string) => p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const re = new RegExp(`^(?:${patterns.map(escape).join('|')})$`)
+  return (name) => re.test(name)
 }
 
 /**
  * The Debian archive (mirror and suite from the host's apt sources unless configured), read
- * through verified InRelease → Sources. Follows the configured source packages: each poll
- * yields their newest version, so a new upload becomes a new purl and a new job.
+ * through verified InRelease → Sources, with the -updates/-security suites. Follows either the
+ * configured source packages or every source package of the release; each read yields their
+ * newest version, so a new upload becomes a new purl (a fresh sampler draw) and a new job, and
+ * one whose version the previous read did not have is marked `upload` (queued first).
  */
 export class DebianFeed implements RebuildFeed {
   readonly name = 'debian'
+  readonly defaultShare: number
   private readonly logger: Logger
+  private readonly excluded: (name: string) => boolean
+  private state: DebianFeedState | undefined
+  private stateLoaded = false
+  private pending: DebianFeedState | undefined
+  /** Set by changed(): the next read fetches InRelease again instead of trusting the cached one. */
+  private refresh = false
+  private lastArchive: DebianArchive | undefined
 
   constructor(
     private readonly init: DebianFeedInit,
     components: { logger?: Logger } = {}
   ) {
     this.logger = components.logger ?? silentLogger()
+    this.excluded = globMatcher(init.exclude ?? [])
+    this.defaultShare = this.followsArchive ? ARCHIVE_DEFAULT_SHARE : 1
   }
 
-  open(signal?: AbortSignal): Promise<DebianArchive> {
-    const { sources: _sources, ...opts } = this.init
-    return openArchive({ ...opts, ...(signal === undefined ? {} : { signal }) })
+  get followsArchive(): boolean {
+    return this.init.follow === 'archive'
+  }
+
+  open(signal?: AbortSignal, maxAgeMs?: number): Promise<DebianArchive> {
+    const { sources: _s, follow: _f, exclude: _e, maxSourceBytes: _m, statePath: _p, ...opts } = this.init
+    return openArchive({ ...opts, ...(signal === undefined ? {} : { signal }), ...(maxAgeMs === undefined ? {} : { maxAgeMs }) })
   }
 
   async entries(signal?: AbortSignal): Promise<FeedEntry[]> {
-    if (this.init.sources.length === 0) return []
-    const archive = await this.open(signal)
+    if (!this.followsArchive && this.init.sources.length === 0) return []
+    const archive = await this.open(signal, this.refresh ? 0 : undefined)
+    this.refresh = false
+    this.lastArchive = archive
+    const previous = await this.loadState()
+    const current: DebianFeedState = { digests: archive.sourcesDigests(), versions: {} }
     const out: FeedEntry[] = []
-    for (const name of this.init.sources) {
-      try {
-        const src = await archive.sourcePackage(name, undefined, signal)
-        out.push({ purl: debianSourcePurl(src.name, src.version), target: { backend: 'debian', source: src.name, version: src.version } })
-      } catch (e) {
-        if (signal?.aborted === true) throw e
-        this.logger.warn({ source: name, ...errorFields(e) }, 'debian feed: source package skipped')
+    const add = (name: string, version: string) => {
+      current.versions[name] = version
+      const before = previous?.versions[name]
+      const upload = previous !== undefined && before !== version
+      out.push({ purl: debianSourcePurl(name, version), target: { backend: 'debian', source: name, version }, ...(upload ? { upload } : {}) })
+    }
+    if (this.followsArchive) {
+      for (const s of await archive.allSources(signal)) {
+        if (this.excluded(s.name) || s.bytes > (this.init.maxSourceBytes ?? Infinity)) {
+          current.versions[s.name] = s.version // seen, so not "new" should the filter change
+          continue
+        }
+        add(s.name, s.version)
+      }
+    } else {
+      for (const name of this.init.sources) {
+        try {
+          const src = await archive.sourcePackage(name, undefined, signal)
+          add(src.name, src.version)
+        } catch (e) {
+          if (signal?.aborted === true) throw e
+          this.logger.warn({ source: name, ...errorFields(e) }, 'debian feed: source package skipped')
+        }
       }
     }
+    this.pending = current
     return out
+  }
+
+  /** Remembers the versions just read as seen (after the pipeline queued them). */
+  async commit(): Promise<void> {
+    const next = this.pending
+    if (next === undefined) return
+    this.pending = undefined
+    this.state = next
+    if (this.init.statePath === undefined) return
+    await mkdir(dirname(this.init.statePath), { recursive: true })
+    const tmp = `${this.init.statePath}.tmp`
+    await writeFile(tmp, JSON.stringify(next))
+    await rename(tmp, this.init.statePath)
+  }
+
+  /**
+   * Whether any suite's InRelease differs from the verified copy in the cache: a conditional GET
+   * (If-Modified-Since the cached copy's time; a 304 costs a few hundred bytes), else the SHA-256
+   * of the body compared with the cached file's. Before the first read: true.
+   */
+  async changed(signal?: AbortSignal): Promise<boolean> {
+    const archive = this.lastArchive
+    if (archive === undefined) return true
+    for (const { location } of archive.suites) {
+      const cached = join(this.init.cacheDir, 'archive', archiveKey(location), 'InRelease')
+      let local: { sha256: string; mtime: Date }
+      try {
+        local = { sha256: createHash('sha256').update(await readFile(cached)).digest('hex'), mtime: (await stat(cached)).mtime }
+      } catch {
+        this.refresh = true
+        return true
+      }
+      const url = `${location.mirror}/dists/${location.suite}/InRelease`
+      let res: Response
+      try {
+        res = await fetch(url, { headers: { 'if-modified-since': local.mtime.toUTCString() }, ...(signal === undefined ? {} : { signal }) })
+      } catch (e) {
+        if (signal?.aborted === true) throw e
+        throw new RbqError('DOWNLOAD_FAILED', `cannot fetch ${url}: ${(e as Error).message}`, { cause: e })
+      }
+      if (res.status === 304) continue
+      if (!res.ok) {
+        await res.body?.cancel()
+        throw new RbqError('DOWNLOAD_FAILED', `cannot fetch ${url}: HTTP ${res.status}`)
+      }
+      const remote = createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex')
+      if (remote !== local.sha256) {
+        this.refresh = true
+        return true
+      }
+    }
+    return false
   }
 
   /**
@@ -99,8 +233,25 @@ export class DebianFeed implements RebuildFeed {
     return { purl: debianSourcePurl(wanted.source, version), target: { backend: 'debian', source: wanted.source, version } }
   }
 
+  /**
+   * Archive: any source not excluded (the size limit is applied when the index is read);
+   * list: the listed names.
+   */
   follows(target: JobTarget): boolean {
-    return target.backend === 'debian' && this.init.sources.includes(target.source)
+    if (target.backend !== 'debian') return false
+    return this.followsArchive ? !this.excluded(target.source) : this.init.sources.includes(target.source)
+  }
+
+  private async loadState(): Promise<DebianFeedState | undefined> {
+    if (this.stateLoaded || this.init.statePath === undefined) return this.state
+    this.stateLoaded = true
+    try {
+      const parsed = JSON.parse(await readFile(this.init.statePath, 'utf8')) as DebianFeedState
+      if (Array.isArray(parsed.digests) && typeof parsed.versions === 'object' && parsed.versions !== null) this.state = parsed
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ state: this.init.statePath, ...errorFields(e) }, 'debian feed: previous index state unreadable; no version counts as new this time')
+    }
+    return this.state
   }
 }
 

@@ -12,16 +12,16 @@
  */
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { canonicalPurl, RbqError, type KeyId } from '../../protocol/index.js'
+import { canonicalPurl, RbqError, type KeyId, type RebuildRequestMessage } from '../../protocol/index.js'
 import type { JsonSublevel, SublevelName } from '../db/types.js'
 import { errorFields, silentLogger, type Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { dataDirLayout } from '../paths.js'
 import { publishRebuild, type AttestationPublisher } from './attest.js'
 import type { RebuildConfig } from './config.js'
-import { rebuildDebian } from './debian/builder.js'
+import { defaultParallel, rebuildDebian } from './debian/builder.js'
 import { debianDoctor } from './debian/doctor.js'
-import { DebianFeed, RecipeDirFeed, type RebuildFeed } from './feeds.js'
+import { ARCHIVE_DEFAULT_SHARE, DebianFeed, RecipeDirFeed, type FeedEntry, type RebuildFeed } from './feeds.js'
 import { rebuildRecipe } from './recipe/builder.js'
 import { detectNetworkIsolation } from './recipe/network-isolation.js'
 import { loadRecipe } from './recipe/recipe.js'
@@ -72,7 +72,10 @@ export class RebuildPipeline {
   private readonly init: RebuildPipelineInit
   private readonly publisher: AttestationPublisher
   private readonly logger: Logger
-  private readonly feeds: RebuildFeed[]
+  private feeds: RebuildFeed[]
+  private checkTimer: NodeJS.Timeout | undefined
+  /** Requesting key → times (ms) a request of theirs was honoured, within the last hour. */
+  private readonly honoured = new Map<string, number[]>()
   private readonly cacheDir: string
   private readonly debianCacheDir: string
   private sampler: Sampler | undefined
@@ -89,7 +92,8 @@ export class RebuildPipeline {
     this.logger = components.logger ?? silentLogger()
     this.cacheDir = dataDirLayout(init.dataDir).cache
     this.debianCacheDir = init.debian.cacheDir ?? join(this.cacheDir, 'debian')
-    this.feeds = init.feeds ?? defaultFeeds(init, this.debianCacheDir, this.logger)
+    // `follow = "auto"` is settled in start(), once rbq doctor has said whether Debian builds run here.
+    this.feeds = init.feeds ?? defaultFeeds(init, init.debian.follow === 'archive' ? 'archive' : 'sources', this.debianCacheDir, this.cacheDir, this.logger)
     this.scheduler = new RebuildScheduler(
       {
         jobs: components.store.sublevel('jobs'),
@@ -108,7 +112,7 @@ export class RebuildPipeline {
   }
 
   async start(): Promise<void> {
-    this.sampler = new Sampler(await loadOrCreateSamplerSeed(this.init.dataDir), { share: this.init.share, filter: this.init.packages })
+    this.sampler = new Sampler(await loadOrCreateSamplerSeed(this.init.dataDir), { share: this.init.share ?? 1, filter: this.init.packages })
     await mkdir(join(this.cacheDir, 'rebuild', 'logs'), { recursive: true })
     for (const leftover of ['jobs', 'work']) await rm(join(this.cacheDir, 'rebuild', leftover), { recursive: true, force: true }) // a crash's
     await mkdir(join(this.cacheDir, 'rebuild', 'work'), { recursive: true })
@@ -116,11 +120,14 @@ export class RebuildPipeline {
     await this.progress.attach(this.scheduler)
     await this.scheduler.start({ keep: (job) => this.followed(job) })
     this.schedulePoll(0)
+    this.scheduleCheck()
   }
 
   async stop(): Promise<void> {
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer)
     this.pollTimer = undefined
+    if (this.checkTimer !== undefined) clearTimeout(this.checkTimer)
+    this.checkTimer = undefined
     this.abort.abort(new RbqError('FEED_ERROR', 'node stopping'))
     await this.polling?.catch(() => {})
     await this.scheduler.stop()
@@ -143,9 +150,61 @@ export class RebuildPipeline {
     throw new RbqError('NOT_FOUND', `no feed of this node can rebuild ${canonical} (Debian source purls: pkg:deb/debian/NAME[@VERSION][?arch=source]; recipes: a purl from the recipe directory)`)
   }
 
-  /** A feed job still wanted: some feed follows its package and the sample still includes it. */
+  /**
+   * Another node's rebuild request (gossip, node/p2p/demand.ts), or this node's own sent with
+   * `--network`: queued after new uploads when `[rebuild] demand` allows — a feed of this node
+   * resolves and follows the package (`feed`), and for `sample` its sample includes it — within
+   * the per-requester rate and the bound on waiting demand jobs. Never forced: a package this
+   * node already rebuilt at that version has its attestation out already.
+   */
+  async honourRequest(request: Pick<RebuildRequestMessage, 'purl' | 'requester'>): Promise<{ status: EnqueueStatus | 'declined'; detail: string }> {
+    const rule = this.init.demand
+    const declined = (detail: string) => {
+      this.logger.info({ purl: request.purl, requester: request.requester, detail }, 'rebuild request not honoured')
+      return { status: 'declined' as const, detail }
+    }
+    if (rule.honour === 'off') return declined('[rebuild] demand = "off"')
+    let found: { feed: RebuildFeed; entry: FeedEntry } | undefined
+    for (const feed of this.feeds) {
+      let entry: FeedEntry | undefined
+      try {
+        entry = await feed.resolve(request.purl, this.abort.signal)
+      } catch (e) {
+        return declined(`${feed.name} feed cannot resolve it: ${(e as Error).message}`)
+      }
+      if (entry !== undefined && feed.follows(entry.target)) {
+        found = { feed, entry }
+        break
+      }
+    }
+    if (found === undefined) return declined('no feed of this node follows it')
+    const sampler = this.sampler
+    if (sampler === undefined || !sampler.passesFilter(found.entry.purl)) return declined('outside [rebuild] packages')
+    if (rule.honour === 'sample' && !sampler.includes(found.entry.purl, this.shareOf(found.feed))) return declined('outside this node\'s sample ([rebuild] demand = "sample")')
+    const now = Date.now()
+    const times = (this.honoured.get(request.requester) ?? []).filter((t) => now - t < 3_600_000)
+    if (times.length >= rule.perRequesterPerHour) return declined(`requester over ${rule.perRequesterPerHour} honoured requests per hour`)
+    if (this.scheduler.queuedFor('demand') >= rule.maxQueued) return declined(`${rule.maxQueued} requested jobs already waiting`)
+    const status = await this.scheduler.enqueue(found.entry.purl, found.entry.target, { reason: 'demand' })
+    if (status === 'queued' || status === 'already-queued') {
+      times.push(now)
+      this.honoured.delete(request.requester)
+      this.honoured.set(request.requester, times)
+      if (this.honoured.size > 10_000) this.honoured.delete(this.honoured.keys().next().value as string)
+    }
+    this.logger.info({ purl: found.entry.purl, requester: request.requester, status }, 'rebuild request honoured')
+    return { status, detail: `${found.feed.name} feed` }
+  }
+
+  /** `[rebuild] share`, else the feed's own default (the archive's is small). */
+  private shareOf(feed: RebuildFeed): number {
+    return this.init.share ?? feed.defaultShare ?? 1
+  }
+
+  /** A feed job still wanted: some feed follows its package and its sample still includes it. */
   private followed(job: RebuildJob): boolean {
-    return this.feeds.some((f) => f.follows(job.target)) && (this.sampler?.includes(job.purl) ?? true)
+    const feed = this.feeds.find((f) => f.follows(job.target))
+    return feed !== undefined && (this.sampler?.includes(job.purl, this.shareOf(feed)) ?? true)
   }
 
   /** Reads every feed once and queues the sampled entries. */
@@ -183,21 +242,54 @@ export class RebuildPipeline {
     this.pollTimer.unref?.()
   }
 
+  /**
+   * Every `[rebuild.debian] check_interval_seconds`: feeds that can tell cheaply whether their
+   * source changed (Debian: InRelease) are asked; a change re-reads the feeds at once.
+   */
+  private scheduleCheck(): void {
+    if (!this.feeds.some((f) => f.changed !== undefined)) return
+    this.checkTimer = setTimeout(() => {
+      void this.checkFeeds().finally(() => {
+        if (!this.abort.signal.aborted) this.scheduleCheck()
+      })
+    }, this.init.debian.checkIntervalSeconds * 1000)
+    this.checkTimer.unref?.()
+  }
+
+  private async checkFeeds(): Promise<void> {
+    for (const feed of this.feeds) {
+      if (feed.changed === undefined) continue
+      try {
+        if (!(await feed.changed(this.abort.signal))) continue
+        this.logger.info({ feed: feed.name }, 'rebuild feed changed upstream; reading it again')
+        await this.pollFeeds()
+        return
+      } catch (e) {
+        if (this.abort.signal.aborted) return
+        this.logger.warn({ feed: feed.name, ...errorFields(e) }, 'rebuild feed check failed; trying again next interval')
+      }
+    }
+  }
+
   private async poll(): Promise<void> {
     const sampler = this.sampler
     if (sampler === undefined) return
     for (const feed of this.feeds) {
       try {
         const entries = await feed.entries(this.abort.signal)
+        const share = this.shareOf(feed)
         let queued = 0
         let sampled = 0
+        let uploads = 0
         for (const e of entries) {
-          if (!sampler.includes(e.purl)) continue
+          if (!sampler.includes(e.purl, share)) continue
           sampled++
-          if ((await this.scheduler.enqueue(e.purl, e.target, { reason: 'feed' })) === 'queued') queued++
+          if (e.upload === true) uploads++
+          if ((await this.scheduler.enqueue(e.purl, e.target, { reason: e.upload === true ? 'upload' : 'feed' })) === 'queued') queued++
         }
+        await feed.commit?.()
         this.progress.feedPolled(feed.name, entries.length, sampled)
-        this.logger.info({ feed: feed.name, entries: entries.length, sampled, queued }, 'rebuild feed polled')
+        this.logger.info({ feed: feed.name, entries: entries.length, share, sampled, uploads, queued }, 'rebuild feed polled')
       } catch (e) {
         if (this.abort.signal.aborted) return
         this.logger.warn({ feed: feed.name, ...errorFields(e) }, 'rebuild feed poll failed; trying again next interval')
@@ -262,6 +354,7 @@ export class RebuildPipeline {
       {
         cacheDir: this.debianCacheDir,
         outDir: dir,
+        parallel: defaultParallel(this.init.concurrency),
         signal,
         timeoutMs: this.init.debianTimeoutMs ?? this.init.jobTimeoutSeconds * 1000,
         onProgress,
@@ -288,21 +381,33 @@ export class RebuildPipeline {
     }
   }
 
-  /** Says once, at start, what this machine can build (and what it cannot). */
+  /**
+   * Says once, at start, what this machine can build (and what it cannot), and settles
+   * `follow = "auto"`: the whole archive when no other feed is configured (no `sources`, no
+   * `recipes_dir`) and the Debian builder can run here; else the list, saying why.
+   */
   private async reportBuilders(): Promise<void> {
     const isolation = await detectNetworkIsolation()
     if (isolation.mode === 'none') this.logger.warn({ detail: isolation.detail }, 'recipe builds cannot be cut off from the network')
-    if (this.init.debian.sources.length > 0) {
-      const doctor = await debianDoctor()
-      if (!doctor.ready) {
-        const failed = doctor.checks.filter((c) => !c.ok && c.required).map((c) => `${c.name}: ${c.detail}`)
-        this.logger.warn({ failed, install: doctor.install }, 'the Debian builder cannot run on this machine (rbq doctor)')
+    const { follow, sources } = this.init.debian
+    const autoArchive = follow === 'auto' && sources.length === 0 && this.init.recipesDir === undefined && this.init.feeds === undefined
+    if (sources.length === 0 && follow !== 'archive' && !autoArchive) return
+    const doctor = await debianDoctor()
+    const failed = doctor.checks.filter((c) => !c.ok && c.required).map((c) => `${c.name}: ${c.detail}`)
+    if (autoArchive) {
+      if (doctor.ready) {
+        this.feeds = defaultFeeds(this.init, 'archive', this.debianCacheDir, this.cacheDir, this.logger)
+        this.logger.info({ share: this.init.share ?? ARCHIVE_DEFAULT_SHARE }, 'following the whole Debian archive ([rebuild.debian] follow = "auto": no sources or recipes configured, and Debian builds run here)')
+      } else {
+        this.logger.info({ failed, install: doctor.install }, 'not following the Debian archive: the Debian builder cannot run on this machine (rbq doctor); set [rebuild.debian] follow = "sources" to silence this')
       }
+      return
     }
+    if (!doctor.ready) this.logger.warn({ failed, install: doctor.install }, 'the Debian builder cannot run on this machine (rbq doctor)')
   }
 }
 
-function defaultFeeds(init: RebuildPipelineInit, debianCacheDir: string, logger: Logger): RebuildFeed[] {
+function defaultFeeds(init: RebuildPipelineInit, follow: 'archive' | 'sources', debianCacheDir: string, cacheDir: string, logger: Logger): RebuildFeed[] {
   const feeds: RebuildFeed[] = []
   if (init.recipesDir !== undefined) feeds.push(new RecipeDirFeed(init.recipesDir, { logger }))
   // Always present: explicit requests for Debian purls work even with no followed sources.
@@ -310,7 +415,11 @@ function defaultFeeds(init: RebuildPipelineInit, debianCacheDir: string, logger:
     new DebianFeed(
       {
         cacheDir: debianCacheDir,
+        follow,
         sources: init.debian.sources,
+        exclude: init.debian.exclude,
+        ...(init.debian.maxSourceBytes > 0 ? { maxSourceBytes: init.debian.maxSourceBytes } : {}),
+        statePath: join(cacheDir, 'rebuild', 'debian-feed-state.json'),
         ...(init.debian.mirror === undefined ? {} : { mirror: init.debian.mirror }),
         ...(init.debian.suite === undefined ? {} : { suite: init.debian.suite })
       },

@@ -48,11 +48,14 @@ export class Sampler {
     return this.filter.length === 0 || scopeMatches(this.filter, parsePurl(purl))
   }
 
-  /** In the filter and drawn below `share` (`share` = 1 takes everything, 0 nothing). */
-  includes(purl: string): boolean {
+  /**
+   * In the filter and drawn below `share` (`share` = 1 takes everything, 0 nothing); `share`
+   * defaults to the sampler's, a feed with its own default (the archive's) passes its own.
+   */
+  includes(purl: string, share = this.share): boolean {
     if (!this.passesFilter(purl)) return false
-    if (this.share >= 1) return true
-    return this.fraction(purl) < this.share
+    if (share >= 1) return true
+    return this.fraction(purl) < share
   }
 }
 

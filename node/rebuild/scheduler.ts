@@ -6,7 +6,8 @@
  *     'done'  \0 purl -> FinishedJob     last result per purl; a feed never re-queues a done purl
  *
  * - Survives restarts: a job found `running` on start was interrupted (crash) and is re-queued.
- * - `concurrency` jobs at a time; API requests go before feed jobs.
+ * - `concurrency` jobs at a time; API requests first, then new uploads, then other nodes'
+ *   requests (demand), then the rest of the sample (JobReason).
  * - Transient failures (the runner says so, or throws DOWNLOAD_FAILED / FEED_ERROR) are retried
  *   with exponential backoff up to `maxAttempts`; anything else is final (a build that fails
  *   deterministically fails again). The runner learns when an attempt is the last one, so it can
@@ -30,8 +31,18 @@ import type { RebuildOutcome } from './types.js'
  */
 export type JobTarget = { backend: 'recipe'; recipe: string; sha256: string } | { backend: 'debian'; source: string; version: string }
 
-/** Why a job exists: the feed sampled it, or someone asked (API `rebuild-request`, forced). */
-export type JobReason = 'feed' | 'request'
+/**
+ * Why a job exists, in the order jobs run: someone asked this node (API `rebuild-request`,
+ * forced); the feed sampled a new upload (a version its previous index did not have); another
+ * node asked the network (a rebuild request on gossip, node/p2p/demand.ts); the feed sampled it.
+ */
+export type JobReason = 'request' | 'upload' | 'demand' | 'feed'
+const REASON_RANK: Record<JobReason, number> = { request: 0, upload: 1, demand: 2, feed: 3 }
+
+/** Jobs queued by a feed: dropped on start when their package is no longer followed. */
+export function isFeedReason(reason: JobReason): boolean {
+  return reason === 'feed' || reason === 'upload'
+}
 
 export interface RebuildJob {
   purl: string
@@ -184,7 +195,7 @@ export class RebuildScheduler extends EventEmitter<{ job: [SchedulerEvent] }> {
     if (this.started) return
     for await (const [, job] of this.jobs.iterator(range('queue'))) {
       const j = job as RebuildJob
-      if (j.reason === 'feed' && options.keep !== undefined && !options.keep(j)) {
+      if (isFeedReason(j.reason) && options.keep !== undefined && !options.keep(j)) {
         await this.jobs.del(queueKey(j.purl))
         this.logger.info({ purl: j.purl }, 'rebuild job dropped: its package is no longer followed')
         continue
@@ -228,9 +239,12 @@ export class RebuildScheduler extends EventEmitter<{ job: [SchedulerEvent] }> {
     const existing = this.queue.get(purl)
     if (existing !== undefined) {
       if (existing.state === 'running') return 'running'
-      if (opts.force === true && existing.notBefore > this.clock.now()) {
-        existing.notBefore = this.clock.now()
-        existing.reason = reason
+      const due = opts.force === true && existing.notBefore > this.clock.now()
+      // A queued job asked for again for a more urgent reason moves up (a sampled package
+      // another node asks for; a demand this node's user repeats).
+      if (due || REASON_RANK[reason] < REASON_RANK[existing.reason]) {
+        if (due) existing.notBefore = this.clock.now()
+        if (REASON_RANK[reason] < REASON_RANK[existing.reason]) existing.reason = reason
         await this.jobs.put(queueKey(purl), existing)
         this.pump()
       }
@@ -263,6 +277,13 @@ export class RebuildScheduler extends EventEmitter<{ job: [SchedulerEvent] }> {
     const out: FinishedJob[] = []
     for await (const [, v] of this.jobs.iterator(range('done'))) out.push(v as FinishedJob)
     return out
+  }
+
+  /** Queued (not running) jobs of one reason, e.g. the demand bound of the pipeline. */
+  queuedFor(reason: JobReason): number {
+    let n = 0
+    for (const j of this.queue.values()) if (j.reason === reason && j.state === 'queued') n++
+    return n
   }
 
   stats(): { queued: number; running: number } {
@@ -408,10 +429,10 @@ export class RebuildScheduler extends EventEmitter<{ job: [SchedulerEvent] }> {
   }
 }
 
-/** Requests first, then the earliest due, then the oldest. */
+/** By reason (requests, uploads, demand, the rest of the sample), then the earliest due, then the oldest. */
 function before(a: RebuildJob, b: RebuildJob): boolean {
-  const ra = a.reason === 'request' ? 0 : 1
-  const rb = b.reason === 'request' ? 0 : 1
+  const ra = REASON_RANK[a.reason] ?? REASON_RANK.feed
+  const rb = REASON_RANK[b.reason] ?? REASON_RANK.feed
   if (ra !== rb) return ra < rb
   if (a.notBefore !== b.notBefore) return a.notBefore < b.notBefore
   return a.enqueuedAt < b.enqueuedAt
