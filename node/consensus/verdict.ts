@@ -290,11 +290,11 @@ function matchParties(keys: readonly Counted[], roots: readonly { name: string }
     return false
   }
   for (let i = 0; i < keys.length && rootToKey.size < distinctRoots.size; i++) augment(i, new Set())
-  return [...rootToKey].map(([r, i]) => ({ party: roots[r]!.name, keyid: keys[i]!.keyid })).sort(byPartyKey)
+  return [...rootToKey].map(([r, i]) => ({ keyid: keys[i]!.keyid, party: roots[r]!.name })).sort(byPartyKey)
 }
 
 function countUnits(keys: readonly Counted[], mode: CountMode, roots: readonly { name: string }[]): PartyKey[] {
-  if (mode === 'key') return keys.map((k) => ({ party: k.builder.party, keyid: k.keyid })).sort(byPartyKey)
+  if (mode === 'key') return keys.map((k) => ({ keyid: k.keyid, party: k.builder.party })).sort(byPartyKey)
   return matchParties(keys, roots)
 }
 
@@ -382,6 +382,31 @@ export function packageVerdictOf(pkg: string, verdicts: readonly Verdict[]): Pac
   return { package: pkg, status, reason, artifacts: verdicts, evidenceHash }
 }
 
+/**
+ * One claims row, its properties written in JCS order (see verdictHashInput). `h` is the file's
+ * digest, or null for a key that only reports failures (stance null).
+ */
+function claimRow(keyid: KeyId, builder: EffectiveBuilder, f: AttestationFrame, x: string | null, u: string | null, h: string | null): KeyClaim {
+  const p = f.statement.predicate
+  const environment = p.environment ?? 'current'
+  const diffTags = p.diff?.tags
+  return {
+    environment,
+    frame: f.id,
+    inputs: p.inputs.digest.sha256,
+    keyid,
+    outcome: p.outcome,
+    parties: builder.parties,
+    party: builder.party,
+    seq: p.builder.seq,
+    sha256: x,
+    stance: h === null ? null : stanceOf({ sha256: x, upstream: u, environment }, h).stance,
+    summary: p.diff === undefined ? null : clip(p.diff.summary, CLAIM_SUMMARY_MAX),
+    tags: diffTags === undefined || diffTags.length === 0 ? [] : [...new Set(diffTags)].sort(),
+    upstream: u
+  }
+}
+
 /** The engine proper, on a normalised query. */
 function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], q: ArtifactQuery, purl: ParsedPurl): Verdict {
   const policy = trust.policy
@@ -431,32 +456,17 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
       continue
     }
     const { builder } = ks
-    const row = (f: AttestationFrame) => {
-      const p = f.statement.predicate
-      return {
-        keyid,
-        party: builder.party,
-        parties: builder.parties,
-        outcome: p.outcome,
-        environment: p.environment ?? 'current',
-        tags: [...new Set(p.diff?.tags ?? [])].sort(),
-        summary: p.diff === undefined ? null : clip(p.diff.summary, CLAIM_SUMMARY_MAX),
-        seq: p.builder.seq,
-        inputs: p.inputs.digest.sha256,
-        frame: f.id
-      }
-    }
     if (ks.named.length > 0) {
       ks.named.sort((a, b) => a.seq - b.seq)
       const current = ks.named[ks.named.length - 1]!
-      const base = row(current.frame)
-      const { stance, contradiction } = stanceOf({ sha256: current.sha256, upstream: current.upstream, environment: base.environment }, q.sha256)
-      claims.push({ ...base, sha256: current.sha256, upstream: current.upstream, stance })
+      const claim = claimRow(keyid, builder, current.frame, current.sha256, current.upstream, q.sha256)
+      const { stance, contradiction } = stanceOf(claim, q.sha256)
+      claims.push(claim)
       frames.add(current.frame.id)
       const counted = { keyid, builder }
       byStance[stance].push(counted)
-      if (stance === 'supports') supportInputs.add(base.inputs)
-      else for (const t of base.tags) tags.add(t)
+      if (stance === 'supports') supportInputs.add(claim.inputs)
+      else for (const t of claim.tags) tags.add(t)
       if (current.sha256 !== null && current.sha256 !== q.sha256) {
         let list = byDigest.get(current.sha256)
         if (list === undefined) byDigest.set(current.sha256, (list = []))
@@ -473,9 +483,9 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     } else {
       let latest = ks.failures[0]!
       for (const f of ks.failures) if (f.statement.predicate.builder.seq > latest.statement.predicate.builder.seq) latest = f
-      claims.push({ ...row(latest), sha256: null, upstream: null, stance: null })
+      claims.push(claimRow(keyid, builder, latest, null, null, null))
       frames.add(latest.id)
-      failed.push({ party: builder.party, keyid })
+      failed.push({ keyid, party: builder.party })
     }
   }
 
@@ -489,7 +499,7 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
   const D = count(byStance.drift).length
   const dissent: DigestSupport[] = [...byDigest.keys()].sort().map((d) => {
     const s = count(byDigest.get(d)!)
-    return { sha256: d, have: s.length, support: s }
+    return { have: s.length, sha256: d, support: s }
   })
 
   const unit = (n: number) => (policy.count === 'party' ? (n === 1 ? 'party' : 'parties') : n === 1 ? 'key' : 'keys')
@@ -547,28 +557,86 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     reason = `${S} of ${k} ${unit(k)} rebuilt ${short(q.sha256)}` + (S > 0 ? ` (${names(support)})` : '') + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote
   }
 
-  const evidence: VerdictEvidence = {
-    package: q.package,
-    artifact: q.artifact,
-    sha256: q.sha256,
+  // Properties in JCS order (sorted by UTF-16 code units), here and in every object inside.
+  const rest = {
     count: policy.count,
-    need: k,
-    have: S,
+    dissent,
     dissenting: C,
     drifted: D,
-    maxDissent: m,
-    support,
-    dissent,
-    failed: failed.sort(byPartyKey),
-    inputs: [...supportInputs].sort(),
-    tags: tagList,
-    flips,
     equivocators,
-    claims,
+    failed: failed.sort(byPartyKey),
+    flips,
     frames: [...frames].sort(),
+    have: S,
+    inputs: [...supportInputs].sort(),
+    maxDissent: m,
+    need: k,
+    package: q.package,
+    sha256: q.sha256,
+    support,
+    tags: tagList,
     truncated: set.truncated
   }
-  return { status, reason, evidence, evidenceHash: sha256Hex(evidenceJson({ status, reason, evidence })) }
+  const evidence: VerdictEvidence = { artifact: q.artifact, claims, ...rest }
+  // The claims rows (most of the text) are written by claimJson; the rest by JSON.stringify.
+  let claimsText = '['
+  for (let i = 0; i < claims.length; i++) claimsText += (i === 0 ? '' : ',') + claimJson(claims[i]!, partyTexts.get(perKey.get(claims[i]!.keyid)!.builder))
+  const evidenceText = `{"artifact":${JSON.stringify(q.artifact)},"claims":${claimsText}],${JSON.stringify(rest).slice(1)}`
+  const verdict: Verdict = { status, reason, evidence, evidenceHash: sha256Hex(hashInputOf(status, reason, evidenceText)) }
+  evidenceTexts.set(verdict, evidenceText)
+  return verdict
+}
+
+/**
+ * The canonical JSON of `{ status, reason, evidence }` (what evidenceHash hashes) from the
+ * evidence's own canonical text. `evaluate` builds every evidence object with its properties in
+ * JCS order and only well-formed strings, safe integers, booleans, null and arrays inside, so
+ * plain JSON.stringify (V8's fast path, no property list) writes its JCS form; the unit and
+ * property tests pin evidenceHash = sha256(protocol canonicalJson(...)).
+ */
+function hashInputOf(status: VerdictStatus, reason: string, evidenceText: string): string {
+  return `{"evidence":${evidenceText},"reason":${JSON.stringify(reason)},"status":"${status}"}`
+}
+
+/** `"parties":[…],"party":"…"` of a builder, written once per trust graph's builder. */
+const builderTexts = new WeakMap<EffectiveBuilder, string>()
+const partyTexts = {
+  get(builder: EffectiveBuilder): string {
+    let text = builderTexts.get(builder)
+    if (text === undefined) builderTexts.set(builder, (text = `"parties":${JSON.stringify(builder.parties)},"party":${JSON.stringify(builder.party)}`))
+    return text
+  }
+}
+
+const hexOrNull = (v: string | null) => (v === null ? 'null' : `"${v}"`)
+
+/**
+ * JCS text of one claims row, by hand: most of a verdict's evidence is claims rows, and this is
+ * several times faster than JSON.stringify. Digests, key and frame ids are lowercase hex and
+ * outcome, environment and stance are fixed words (the frame schema's patterns and enums), so
+ * they need no escaping; free text (party names, summary, tags) goes through JSON.stringify.
+ */
+function claimJson(c: KeyClaim, partyText: string): string {
+  return (
+    `{"environment":"${c.environment}","frame":"${c.frame}","inputs":"${c.inputs}","keyid":"${c.keyid}","outcome":"${c.outcome}",${partyText}` +
+    `,"seq":${c.seq},"sha256":${hexOrNull(c.sha256)},"stance":${c.stance === null ? 'null' : `"${c.stance}"`}` +
+    `,"summary":${c.summary === null ? 'null' : JSON.stringify(c.summary)},"tags":${c.tags.length === 0 ? '[]' : JSON.stringify(c.tags)},"upstream":${hexOrNull(c.upstream)}}`
+  )
+}
+
+/** Canonical JSON text of each verdict's evidence, written once while hashing: answers reuse it. */
+const evidenceTexts = new WeakMap<Verdict, string>()
+
+/**
+ * The JSON of a verdict `{ status, reason, evidence, evidenceHash }` as the API sends it, reusing
+ * the evidence text written for the hash (the evidence is serialised once per verdict). With
+ * `brief`, the evidence is left out: `{ status, reason, evidenceHash }`.
+ */
+export function verdictJson(v: Verdict, brief = false): string {
+  const head = `{"status":"${v.status}","reason":${JSON.stringify(v.reason)}`
+  if (brief) return `${head},"evidenceHash":"${v.evidenceHash}"}`
+  const evidence = evidenceTexts.get(v) ?? evidenceJson(v.evidence)
+  return `${head},"evidence":${evidence},"evidenceHash":"${v.evidenceHash}"}`
 }
 
 const CONTRADICTION_ORDER: readonly Contradiction[] = ['published-other', 'faithful-differs', 'not-from-source']
@@ -611,10 +679,10 @@ function flipsOf(keyid: KeyId, party: string, named: readonly NamedStatement[]):
     const a = named[i - 1]!
     const b = named[i]!
     if (a.sha256 === b.sha256) continue
-    const at = (x: NamedStatement): ClaimAt => ({ sha256: x.sha256, seq: x.seq, inputs: x.frame.statement.predicate.inputs.digest.sha256, frame: x.frame.id })
+    const at = (x: NamedStatement): ClaimAt => ({ frame: x.frame.id, inputs: x.frame.statement.predicate.inputs.digest.sha256, seq: x.seq, sha256: x.sha256 })
     const from = at(a)
     const to = at(b)
-    out.push({ keyid, party, from, to, sameInputs: from.inputs === to.inputs })
+    out.push({ from, keyid, party, sameInputs: from.inputs === to.inputs, to })
   }
   return out.slice(-MAX_FLIPS_PER_KEY)
 }

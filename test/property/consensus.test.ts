@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { buildTrustGraph, computeVerdict, ConsensusState, evidenceJson, type Policy } from '../../node/consensus/index.js'
-import { canonicalJson, type AttestationFrame, type DelegationFrame, type SigningKey, type VerifiedFrame } from '../../protocol/index.js'
+import { buildTrustGraph, computeVerdict, ConsensusState, evidenceJson, verdictJson, type Policy } from '../../node/consensus/index.js'
+import { canonicalJson, sha256Hex, type AttestationFrame, type DelegationFrame, type SigningKey, type VerifiedFrame } from '../../protocol/index.js'
 import { attest, DEB, delegate, H, key, LIB_PKG, NOW, PAST, PKG, policy, shuffled, X, Y } from '../unit/node/consensus/fixtures.js'
 
 const DIGESTS = [H, X, Y] as const
@@ -89,6 +89,9 @@ describe('consensus properties', () => {
         expect(b.evidenceHash).toBe(a.evidenceHash)
         const { evidenceHash: _, ...hashed } = a
         expect(evidenceJson(hashed)).toBe(canonicalJson(hashed))
+        // evidenceHash is written from the engine's own JCS text: pinned to the generic canonicaliser
+        expect(a.evidenceHash).toBe(sha256Hex(canonicalJson(hashed)))
+        expect(JSON.parse(verdictJson(a))).toEqual(JSON.parse(JSON.stringify(a)))
         // the pure engine over plain arrays agrees with itself under permutation too
         const trust = buildTrustGraph({ policy: p, delegations: shuffled(sc.delegations, sc.seed + 1), now: NOW })
         const pure1 = computeVerdict(trust, sc.attestations, query(sc.sha256))
