@@ -96,6 +96,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `rbq health | head`: the reader closed the pipe; stop quietly, as Unix filters do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode))
+  throw e
+})
 // Whatever escapes (a library failing in the background) ends with one line, never a stack trace.
 for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
   process.on(event, (e: unknown) => {

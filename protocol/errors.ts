@@ -58,7 +58,8 @@ export const ERROR_CODES = [
   'ORIGIN_NOT_ALLOWED', // a browser request from another origin (Origin header)
   'URI_TOO_LONG', // request target over the limit
   'HEADERS_TOO_LARGE', // request headers over the limit
-  'HTTP_MALFORMED' // not parseable as HTTP/1.1
+  'HTTP_MALFORMED', // not parseable as HTTP/1.1
+  'HOOK_INPUT_INVALID' // apt hook: stdin not in the Pre-Install-Pkgs protocol announced
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

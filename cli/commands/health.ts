@@ -6,6 +6,7 @@
  * Exit 0 when the report was made (whatever the score); 2 on usage/IO errors or no node.
  */
 import type { Command } from 'commander'
+import { RbqError } from '../../protocol/errors.js'
 import { printJson } from '../exit.js'
 import { withNode, withNodeOptions, type NodeOptions } from './status.js'
 
@@ -34,15 +35,21 @@ export function registerHealth(program: Command): void {
       .option('--lists <dir>', 'apt lists with the Packages indexes (default /var/lib/apt/lists)')
       .option('-q, --quiet', 'no progress on stderr')
   ).action(async (opts: HealthCliOptions) => {
-    const [{ systemHealth, formatHealth }, { readFileBounded }, { API_MAX_POLICY_BYTES }] = await Promise.all([
+    const [{ systemHealth, formatHealth }, { readFileBounded }, { API_MAX_POLICY_BYTES }, { parsePolicy }] = await Promise.all([
       import('../../node/health/health.js'),
       import('../../node/files.js'),
-      import('../../protocol/api.js')
+      import('../../protocol/api.js'),
+      import('../../node/consensus/index.js')
     ])
     const policy = opts.policy === undefined ? undefined : Buffer.from(await readFileBounded(opts.policy, API_MAX_POLICY_BYTES, 'policy file')).toString('utf8')
+    if (policy !== undefined) parsePolicy(policy, opts.policy) // a broken or empty policy fails now, naming its line
     const progress = opts.quiet === true || opts.json === true ? undefined : (m: string) => process.stderr.write(`rbq: ${m}\n`)
     await withNode(opts, async (client) => {
-      await client.status() // fail fast, before minutes of hashing, when no node is running
+      // Fail fast, before minutes of hashing: no node running, or a node policy that judges nothing.
+      const status = await client.status()
+      if (policy === undefined && !status.policy.loaded) {
+        throw new RbqError('POLICY_INVALID', `the node's policy ${status.policy.file} is not usable: ${status.policy.error ?? 'not loaded'} (add a trusted party: rbq trust add NAME ed25519:…)`)
+      }
       const report = await systemHealth((queries) => client.verdicts(queries, policy === undefined ? {} : { policy }), {
         ...(opts.statusFile === undefined ? {} : { statusFile: opts.statusFile }),
         ...(opts.archives === undefined ? {} : { archivesDir: opts.archives }),

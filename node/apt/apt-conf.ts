@@ -2,30 +2,42 @@
  * The apt configuration snippet that turns on the install gate.
  *
  * Protocol: `DPkg::Pre-Install-Pkgs` hooks run (through `sh -c`) after apt has downloaded and
- * verified the archives and before dpkg unpacks any of them. With the default protocol version 1
- * (no `DPkg::Tools::Options::<cmd>::Version` set) apt writes the absolute path of every .deb it
- * is about to install or upgrade to the hook's stdin, one per line; a non-zero exit status makes
- * apt abort before dpkg changes anything. Version 1 is all the gate needs: it judges files, not
- * transitions (removals need no verdict).
+ * verified the archives and before dpkg unpacks any of them; a non-zero exit status makes apt
+ * abort before dpkg changes anything. `DPkg::Tools::Options::<first word of the command>::Version
+ * "3"` asks for protocol version 3 (node/apt/hook-input.ts): apt's configuration, then one line
+ * per package with name, versions, architectures and the .deb path, as apt-listbugs and
+ * apt-listchanges read it. `dpkg -i` runs no apt hooks: the gate only sees what apt installs.
+ *
+ * The command starts a *launcher*: a stable path to rbq (the `rbq` on PATH, e.g.
+ * /usr/local/bin/rbq from `npm install -g`, or one the admin names), never the node binary and
+ * checkout that ran `install`, which move when Node is upgraded or the clone is deleted. When the
+ * launcher cannot start (sh's 126/127: missing, not executable, its interpreter gone) the command
+ * drains apt's input, says what is wrong and how to fix it, and exits 1: the installation is
+ * refused (fail closed) with a reason rather than "returned error code (127)".
  *
  * The file carries a marker line so `uninstall` only ever removes a file `install` wrote.
  */
-import { promises as fs } from 'node:fs'
-import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { accessSync, constants, promises as fs, statSync } from 'node:fs'
+import { delimiter, isAbsolute, join } from 'node:path'
 import { RbqError } from '../../protocol/index.js'
+import { HOOK_PROTOCOL_VERSION } from './hook-input.js'
 
 export const DEFAULT_APT_CONF_DIR = '/etc/apt/apt.conf.d'
 /** 80: after distribution defaults (00-70), before local overrides people put at 99. */
 export const APT_CONF_FILE_NAME = '80rbq'
 const MARKER = '// rebuild-quorum apt gate: written by `rbq apt-hook install`, removed by `rbq apt-hook uninstall`.'
 
+/** The PATH apt has under systemd (unattended-upgrades, apt-daily-upgrade) and sudo's secure_path. */
+export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
 export interface AptHookSettings {
-  /** argv that starts `rbq` (absolute node binary and script, or the rbq bin path). */
-  rbq: readonly string[]
-  /** Print refusals but let the installation go ahead. */
-  warnOnly: boolean
-  /** Extra arguments passed to `rbq apt-hook run` (e.g. `--api URL`, `--data DIR`). */
-  runArgs?: readonly string[]
+  /** Absolute path of the program apt starts (`rbq`). */
+  launcher: string
+  /** The gate settings file the hook reads. */
+  gateConfig: string
+  /** Where the gate is installed, when not the default (named in the uninstall hint). */
+  aptConfDir?: string
 }
 
 /** Characters apt's config parser cannot carry inside a quoted string, or sh would misread. */
@@ -40,24 +52,77 @@ export function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`
 }
 
+/** apt keys the protocol version on the command's first word: the launcher must be one plain word. */
+const LAUNCHER_RE = /^\/[A-Za-z0-9_/.+@%,:=-]+$/
+
+export function checkLauncherPath(launcher: string): string {
+  if (!LAUNCHER_RE.test(launcher)) {
+    throw new RbqError('USAGE', `launcher ${JSON.stringify(launcher.slice(0, 200))}: must be an absolute path without spaces or shell characters (apt keys the hook's protocol version on it)`)
+  }
+  return launcher
+}
+
 /** The shell command apt runs. */
 export function aptHookCommand(settings: AptHookSettings): string {
-  const argv = [...settings.rbq, 'apt-hook', 'run', ...(settings.warnOnly ? ['--warn-only'] : []), ...(settings.runArgs ?? [])]
-  return argv.map(shellQuote).join(' ')
+  const launcher = checkLauncherPath(settings.launcher)
+  const run = [launcher, 'apt-hook', 'run', '--gate-config', settings.gateConfig, ...(settings.aptConfDir === undefined ? [] : ['--apt-conf-dir', settings.aptConfDir])]
+  // Inside a single-quoted sh string: a quoted directory would end it.
+  const uninstall = uninstallCommand(settings.aptConfDir).includes("'") ? 'rbq apt-hook uninstall --apt-conf-dir DIR' : uninstallCommand(settings.aptConfDir)
+  const fix =
+    `echo 'rbq: refusing the installation: the apt gate cannot start its launcher' ${launcher} '(exit '$s'): missing, not executable, or its Node.js is gone.' ` +
+    `'Fix: install rbq system-wide (sudo npm install -g rebuild-quorum-VERSION.tgz), or point the gate at a working rbq: rbq apt-hook install --launcher PATH;' ` +
+    `'or remove the gate: ${uninstall}' >&2`
+  return `${run.map(shellQuote).join(' ')}; s=$?; case $s in 126|127) cat >/dev/null; ${fix}; exit 1;; esac; exit $s`
 }
 
 export function aptHookConfig(settings: AptHookSettings): string {
-  const mode = settings.warnOnly
-    ? '// Mode: warn only. Packages that do not meet the policy are reported, never refused.'
-    : '// Mode: enforce. apt aborts when a package does not meet the policy or the node is not running.'
   return [
     MARKER,
-    '// apt passes the .deb paths on stdin, one per line (Pre-Install-Pkgs protocol version 1),',
-    '// after downloading and before dpkg unpacks anything; a non-zero exit aborts the installation.',
-    mode,
+    `// The gate's settings (mode, per-verdict actions, allowlists): ${settings.gateConfig}`,
+    '// apt runs the command after downloading and before dpkg unpacks anything; a non-zero exit',
+    '// aborts the installation. `dpkg -i FILE.deb` bypasses apt and this gate: use `apt install ./FILE.deb`.',
     `DPkg::Pre-Install-Pkgs { "${aptHookCommand(settings)}"; };`,
+    `// Hook protocol ${HOOK_PROTOCOL_VERSION}: package names, versions, architectures and .deb paths on stdin.`,
+    `DPkg::Tools::Options::${settings.launcher}::Version "${HOOK_PROTOCOL_VERSION}";`,
     ''
   ].join('\n')
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK)
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
+}
+
+/** The first executable `rbq` on `path` (a PATH string), as an absolute path. */
+export function findLauncher(path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!isAbsolute(dir)) continue
+    const candidate = join(dir, 'rbq')
+    if (isExecutableFile(candidate)) return candidate
+  }
+  return undefined
+}
+
+/**
+ * Runs `<launcher> --version` the way apt will (the system PATH, no terminal) and returns the
+ * version it prints; any failure is an error saying what to fix.
+ */
+export function checkLauncher(launcher: string): string {
+  checkLauncherPath(launcher)
+  if (!isExecutableFile(launcher)) throw new RbqError('FILE_NOT_FOUND', `launcher ${launcher} is not an executable file`)
+  const r = spawnSync(launcher, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: SYSTEM_PATH, LC_ALL: 'C.UTF-8' } })
+  const version = r.stdout?.trim() ?? ''
+  if (r.error !== undefined || r.status !== 0 || !/^\d+\.\d+\.\d+\S*$/.test(version)) {
+    const lines = (r.stderr ?? '').trim().split('\n')
+    // Node's crash output ends with its version: name the error line instead.
+    const why = r.error?.message ?? (lines.find((l) => /Error\b/.test(l)) ?? (lines.pop() || `exit status ${r.status ?? r.signal}`))
+    throw new RbqError('USAGE', `launcher ${launcher} does not run with the system PATH apt uses (${SYSTEM_PATH}): \`${launcher} --version\` failed: ${why.slice(0, 300)}`)
+  }
+  return version
 }
 
 /** The command that removes the gate installed in `confDir` (hints name it exactly). */

@@ -21,8 +21,10 @@ export interface IndexedBinary {
   filename: string
   /** Raw `Source:` field, when present. */
   source: string | undefined
-  /** The index it came from. */
+  /** The index it came from (the first one read). */
   index: string
+  /** Every index listing this very file (same digest): the archives that vouch for it. */
+  indexes?: string[]
 }
 
 /** `package version arch`: none of the three may contain a space. */
@@ -87,11 +89,15 @@ export function scanPackagesIndex(text: string, index: string, wanted: ReadonlyS
       size: Number(field(paragraph, 'Size') ?? NaN),
       filename: field(paragraph, 'Filename') ?? '',
       source: field(paragraph, 'Source'),
-      index
+      index,
+      indexes: [index]
     }
     const list = found.get(key)
+    const same = list?.find((e) => e.sha256 === entry.sha256)
     if (list === undefined) found.set(key, [entry])
-    else if (!list.some((e) => e.sha256 === entry.sha256)) list.push(entry)
+    else if (same === undefined) list.push(entry)
+    else if (same.indexes === undefined) same.indexes = [same.index, index]
+    else if (!same.indexes.includes(index)) same.indexes.push(index)
   }
 }
 

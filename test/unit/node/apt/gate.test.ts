@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { DEFAULT_GATE_POLICY, describeGatePolicy, formatNodeDown, formatRefusals, gatePolicyArgs, gatePolicyOf, judgeDebs, parseHookInput, type VerdictLookup } from '../../../../node/apt/gate.js'
+import { formatNodeDown, formatRefusals, judgeDebs, type VerdictLookup } from '../../../../node/apt/gate.js'
+import { DEFAULT_GATE_SETTINGS, describeGateSettings, effectivePolicy, gateSettingsFrom } from '../../../../node/apt/gate-config.js'
 import { inspectDeb } from '../../../../node/apt/deb-file.js'
 import type { VerdictQuery, VerdictResult } from '../../../../protocol/api.js'
 import { isRbqError } from '../../../../protocol/index.js'
@@ -42,10 +43,10 @@ describe.skipIf(!hasDpkgDeb())('apt gate decision', () => {
     const refused = await judgeDebs([a, b], tableLookup({ [da.sha256]: 'reproduced', [db.sha256]: 'mismatch' }))
     expect(refused.allowed).toBe(false)
     expect(refused.refused.map((e) => [e.path, e.status])).toEqual([[b, 'mismatch']])
-    const text = formatRefusals(refused, false)
+    const text = formatRefusals(refused)
     expect(text).toContain('rbq-b:all 2.0 (rbq-b_2.0_all.deb')
     expect(text).toContain('mismatch')
-    expect(formatRefusals(refused, true)).toContain('warn-only')
+    expect(formatRefusals(refused, { warnOnly: true })).toContain('warn mode')
   })
 
   it('per-status settings: refuse by default; warn and allow as set; mismatch and conflict always refused', async () => {
@@ -54,25 +55,25 @@ describe.skipIf(!hasDpkgDeb())('apt gate decision', () => {
     const table = { [ds[0]!.sha256]: 'unreproducible', [ds[1]!.sha256]: 'insufficient', [ds[2]!.sha256]: 'mismatch', [ds[3]!.sha256]: 'conflict' } as const
     const strict = await judgeDebs(paths.slice(0, 2), tableLookup(table))
     expect(strict.refused.map((e) => e.status)).toEqual(['unreproducible', 'insufficient'])
-    expect(formatRefusals(strict, false, 'rbq apt-hook uninstall', 'rbq apt-hook install --data /d')).toContain(
-      '"unreproducible" is not a sign of tampering; to install such packages: rbq apt-hook install --data /d --unreproducible warn (or allow)'
+    expect(formatRefusals(strict, { config: '/etc/rbq/apt-gate.toml' })).toContain(
+      '"unreproducible" is not a sign of tampering; to install such packages: set unreproducible = "warn" (or "allow") in /etc/rbq/apt-gate.toml'
     )
 
-    const lenient = gatePolicyOf({ unreproducible: 'warn', insufficient: 'allow', unknown: 'allow', failed: 'allow' })
+    const lenient = { settings: gateSettingsFrom({ mode: 'tampering-only', unreproducible: 'warn' }, 'test') }
     const d = await judgeDebs(paths, tableLookup(table), lenient)
     expect(d.allowed).toBe(false)
     expect(d.refused.map((e) => e.status)).toEqual(['mismatch', 'conflict'])
     expect(d.warned.map((e) => e.status)).toEqual(['unreproducible'])
-    const text = formatRefusals(d, false)
+    const text = formatRefusals(d)
     expect(text).toMatch(/refusing the installation: 2 packages do not meet/)
     expect(text).toMatch(/warning: 1 package is not reproduced; installing as your gate settings allow:\n  rbq-u:all 1\.0 .*: unreproducible/)
     expect(text).not.toContain('not a sign of tampering; to install')
 
     const onlyWarned = await judgeDebs(paths.slice(0, 2), tableLookup(table), lenient)
     expect(onlyWarned.allowed).toBe(true)
-    expect(formatRefusals(onlyWarned, false)).toMatch(/^rbq: warning: 1 package is not reproduced/)
+    expect(formatRefusals(onlyWarned)).toMatch(/^rbq: warning: 1 package is not reproduced/)
     const ok = await judgeDebs(paths.slice(1, 2), tableLookup(table), lenient)
-    expect(formatRefusals(ok, false)).toBe('')
+    expect(formatRefusals(ok)).toBe('')
   })
 
   it('a tampered copy has another digest and is judged on its own', async () => {
@@ -101,28 +102,21 @@ describe.skipIf(!hasDpkgDeb())('apt gate decision', () => {
 })
 
 describe('gate settings', () => {
-  it('parses, describes and writes back only what differs from the default', () => {
-    expect(gatePolicyOf({})).toEqual(DEFAULT_GATE_POLICY)
-    const p = gatePolicyOf({ unreproducible: 'allow', unknown: 'warn' })
-    expect(gatePolicyArgs(p)).toEqual(['--unreproducible', 'allow', '--unknown', 'warn'])
-    expect(gatePolicyArgs(DEFAULT_GATE_POLICY)).toEqual([])
-    expect(describeGatePolicy(p)).toBe('refuses mismatch, conflict, insufficient, failed; warns about unknown; installs reproduced, unreproducible')
-    expect(() => gatePolicyOf({ failed: 'ignore' })).toThrow(/--failed: "ignore" is not one of refuse, warn, allow/)
+  it('modes, per-verdict overrides, and what they say', () => {
+    expect(effectivePolicy(DEFAULT_GATE_SETTINGS)).toEqual({ unreproducible: 'refuse', insufficient: 'refuse', unknown: 'refuse', failed: 'refuse' })
+    const p = gateSettingsFrom({ unreproducible: 'allow', unknown: 'warn' }, 'cli')
+    expect(describeGateSettings(p)).toBe('strict: refuses mismatch, conflict, insufficient, failed; warns about unknown; installs reproduced, unreproducible')
+    const t = gateSettingsFrom({ mode: 'tampering-only', failed: 'refuse', allow_packages: ['linux-image-*'] }, 'cli')
+    expect(describeGateSettings(t)).toBe('tampering-only: refuses mismatch, conflict, failed; installs reproduced, unreproducible, insufficient, unknown; allowlisted (with a warning, never mismatch or conflict): packages linux-image-*')
+    expect(effectivePolicy(gateSettingsFrom({ mode: 'warn', unknown: 'refuse' }, 'cli')).unknown).toBe('warn')
+    expect(() => gateSettingsFrom({ failed: 'ignore' }, 'cli')).toThrow(/cli: failed: "ignore" is not one of refuse, warn, allow/)
+    expect(() => gateSettingsFrom({ mode: 'lenient' }, 'cli')).toThrow(/mode: "lenient" is not one of strict, tampering-only, warn/)
   })
 })
 
-describe('hook input', () => {
-  it('takes one path per line (protocol version 1), ignoring blank lines', () => {
-    expect(parseHookInput('/var/cache/apt/archives/a.deb\n\n/tmp/b c.deb\n')).toEqual(['/var/cache/apt/archives/a.deb', '/tmp/b c.deb'])
-    expect(parseHookInput('')).toEqual([])
-  })
-
-  it('refuses protocol versions 2 and 3', () => {
-    expect(() => parseHookInput('VERSION 2\nAPT::Architecture=amd64\n\n')).toThrow(/version 1/)
-  })
-
+describe('node down', () => {
   it('says how to start the node', () => {
     expect(formatNodeDown('connection refused', false)).toMatch(/refusing.*\n.*connection refused\n.*rbq node start/s)
-    expect(formatNodeDown('connection refused', true)).toMatch(/warn-only/)
+    expect(formatNodeDown('connection refused', true)).toMatch(/warn mode/)
   })
 })

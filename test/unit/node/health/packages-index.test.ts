@@ -39,7 +39,7 @@ describe('Packages index', () => {
     scanPackagesIndex(INDEX, 'idx', wanted, found)
     expect([...found.keys()]).toEqual(['mount 2.38.1-5+b1 amd64'])
     expect(found.get('mount 2.38.1-5+b1 amd64')).toEqual([
-      { sha256: B, size: 134000, filename: 'pool/main/u/util-linux/mount_2.38.1-5+b1_amd64.deb', source: 'util-linux (2.38.1-5)', index: 'idx' }
+      { sha256: B, size: 134000, filename: 'pool/main/u/util-linux/mount_2.38.1-5+b1_amd64.deb', source: 'util-linux (2.38.1-5)', index: 'idx', indexes: ['idx'] }
     ])
   })
 
@@ -55,6 +55,7 @@ describe('Packages index', () => {
     const found = await lookupIndexedBinaries(new Set(['hello 2.10-3 amd64', 'mount 2.38.1-5+b1 amd64']), { listsDir: dir })
     expect(found.get('hello 2.10-3 amd64')?.map((e) => e.sha256)).toEqual([A, 'c'.repeat(64)])
     expect(found.get('mount 2.38.1-5+b1 amd64')?.map((e) => e.sha256)).toEqual([B]) // same file in both: once
+    expect(found.get('mount 2.38.1-5+b1 amd64')?.[0]?.indexes?.map((p) => p.slice(dir.length + 1))).toEqual(['mirror_dists_x_main_binary-amd64_Packages', 'other_dists_y_main_binary-amd64_Packages.gz'])
   })
 
   it('a missing lists directory is no indexes, not an error', async () => {
