@@ -5,7 +5,7 @@
  * test/hostile/gossip-churn.test.ts holds them to it.
  */
 import type { PeerScoreParams, PeerScoreThresholds, TopicScoreParams } from '@libp2p/gossipsub/score'
-import { TOPICS } from '../../protocol/index.js'
+import { TOPIC_REBUILD_REQUESTS, TOPICS } from '../../protocol/index.js'
 
 /** Score counters are decayed once a second; the decay factors below are per second. */
 const DECAY_INTERVAL_MS = 1000
@@ -36,7 +36,7 @@ export const TOPIC_SCORE: TopicScoreParams = {
 }
 
 export const GOSSIP_SCORE_PARAMS: PeerScoreParams = {
-  topics: Object.fromEntries(TOPICS.map((t) => [t, TOPIC_SCORE])),
+  topics: Object.fromEntries([...TOPICS, TOPIC_REBUILD_REQUESTS].map((t) => [t, TOPIC_SCORE])),
   // Positive topic score is capped so good behaviour cannot bank credit against later abuse.
   topicScoreCap: 10,
   appSpecificScore: () => 0,

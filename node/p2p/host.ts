@@ -27,7 +27,7 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
-import { MAX_FRAME_BYTES, TOPICS } from '../../protocol/index.js'
+import { MAX_FRAME_BYTES, TOPIC_REBUILD_REQUESTS, TOPICS } from '../../protocol/index.js'
 import { VERSION } from '../version.js'
 import { GOSSIP_SCORE_PARAMS, GOSSIP_SCORE_THRESHOLDS } from './gossip-score.js'
 
@@ -80,7 +80,7 @@ export async function createHost(init: HostInit): Promise<Host> {
         asyncValidation: true,
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,
-        allowedTopics: [...TOPICS],
+        allowedTopics: [...TOPICS, TOPIC_REBUILD_REQUESTS],
         // One RPC may batch several messages; a single frame is at most MAX_FRAME_BYTES, and
         // larger ones must still arrive to be rejected (and penalised) by the validator.
         maxInboundDataLength: 16 * MAX_FRAME_BYTES,
