@@ -18,27 +18,9 @@ import { makeTempDir } from '../../../utils/tmp.js'
 
 const MOUNT = sha256Hex('mount deb')
 const LIBMOUNT = sha256Hex('libmount deb')
-const HELLO = sha256Hex('hello deb')
-
-/** A Packages index like apt keeps in /var/lib/apt/lists (uncompressed flavour). */
-const PACKAGES = `Package: mount
-Source: util-linux (2.38.1-5)
-Version: 2.38.1-5+b1
-Architecture: amd64
-Filename: pool/main/u/util-linux/mount_2.38.1-5+b1_amd64.deb
-Size: 1
-SHA256: ${MOUNT}
-
-Package: hello
-Version: 2.10-3
-Architecture: amd64
-Filename: pool/main/h/hello/hello_2.10-3_amd64.deb
-Size: 1
-SHA256: ${HELLO}
-`
 
 const V0 = [
-  { name: 'mount', version: '2.38.1-5+b1', status: 'GOOD', distro: 'debian', suite: 'main', architecture: 'amd64', artifact_url: 'https://deb.debian.org/debian/pool/main/u/util-linux/mount_2.38.1-5+b1_amd64.deb', build_id: 1, built_at: '2025-01-02T03:04:05' },
+  { name: 'mount', version: '2.38.1-5+b1', status: 'GOOD', distro: 'debian', suite: 'main', architecture: 'amd64', artifact_url: 'https://deb.debian.org/debian/pool/main/u/util-linux/mount_2.38.1-5+b1_amd64.deb', build_id: 1, built_at: '2025-01-02T03:04:05', sha256: MOUNT },
   { name: 'libmount1', version: '2.38.1-5+b1', status: 'GOOD', distro: 'debian', suite: 'main', architecture: 'amd64', artifact_url: 'https://deb.debian.org/debian/pool/main/u/util-linux/libmount1_2.38.1-5+b1_amd64.deb', build_id: 1, sha256: LIBMOUNT },
   { name: 'hello', version: '2.10-3', status: 'BAD', distro: 'debian', suite: 'main', architecture: 'amd64', artifact_url: 'https://x/hello_2.10-3_amd64.deb' },
   { name: 'gone', version: '1.0', status: 'GOOD', distro: 'debian', suite: 'main', architecture: 'amd64', artifact_url: 'https://x/gone_1.0_amd64.deb' }
@@ -53,9 +35,7 @@ describe.skipIf(!existsSync(RBQ_BIN))('rbq import rebuilderd / rbq export', () =
   beforeAll(async () => {
     ;({ dir, cleanup } = await makeTempDir('rbq-bridge-'))
     data = join(dir, 'data')
-    await mkdir(join(dir, 'lists'), { recursive: true })
     await mkdir(data, { recursive: true, mode: 0o700 })
-    await writeFile(join(dir, 'lists', 'deb.debian.org_debian_dists_x_main_binary-amd64_Packages'), PACKAGES)
     await writeFile(join(dir, 'v0.json'), JSON.stringify(V0))
     await writeFile(policyPath(data), formatPolicy(policy({ threshold: 1, roots: [{ name: 'placeholder', key: key('bridge test placeholder') }] })))
     node = await startApiNode(data)
@@ -66,16 +46,21 @@ describe.skipIf(!existsSync(RBQ_BIN))('rbq import rebuilderd / rbq export', () =
     await cleanup?.()
   })
 
-  it('refuses a malformed list naming the row, and submits nothing', async () => {
-    await writeFile(join(dir, 'bad.json'), JSON.stringify([V0[0], { ...V0[1], status: 'PERHAPS' }]))
-    const r = await runRbq(['import', 'rebuilderd', join(dir, 'bad.json'), '--data', data, '--lists', join(dir, 'lists')])
+  it('refuses a body that is not a rebuilderd list, and leaves unsigned rows out unless allowed', async () => {
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ packages: V0 }))
+    const r = await runRbq(['import', 'rebuilderd', join(dir, 'bad.json'), '--data', data])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/bad\.json\[1\]\.status: unknown status "PERHAPS" \[SCHEMA_INVALID\]/)
+    expect(r.stderr).toMatch(/bad\.json: expected a rebuilderd v0 package list .* \[SCHEMA_INVALID\]/)
+    // A saved list authenticates nothing: without --allow-unsigned its rows are left out.
+    const unsigned = await runRbq(['import', 'rebuilderd', join(dir, 'v0.json'), '--data', data, '--json'])
+    expect(unsigned.code, unsigned.stderr).toBe(0)
+    expect(JSON.parse(unsigned.stdout)).toMatchObject({ statements: 0, skipped: { bad: 1, unsigned: 3 } })
+    expect(unsigned.stderr).toContain('--allow-unsigned')
     expect(existsSync(join(data, 'bridge.key'))).toBe(false)
   })
 
   it('imports GOOD rows as reproduced attestations signed by the bridge key; they count once trusted', async () => {
-    const r = await runRbq(['import', 'rebuilderd', join(dir, 'v0.json'), '--data', data, '--lists', join(dir, 'lists'), '--json'])
+    const r = await runRbq(['import', 'rebuilderd', join(dir, 'v0.json'), '--data', data, '--allow-unsigned', '--json'])
     expect(r.code, r.stderr).toBe(0)
     const summary = JSON.parse(r.stdout)
     expect(summary).toMatchObject({ api: 'v0', rows: 4, statements: 1, artifacts: 2, skipped: { bad: 1, 'no-digest': 1 }, submitted: 1, stored: 1, rejected: 0 })
@@ -99,6 +84,7 @@ describe.skipIf(!existsSync(RBQ_BIN))('rbq import rebuilderd / rbq export', () =
     expect(verifyEnvelopeSignature(bridgeKey, env.payloadType, payload, fromBase64(env.signatures[0]!.sig, 'sig'))).toBe(true)
     const statement = JSON.parse(Buffer.from(payload).toString('utf8'))
     expect(statement._type).toBe('https://in-toto.io/Statement/v1')
+    expect(statement.predicate.diff.tags).toEqual(['unauthenticated-source'])
     expect(statement.subject.map((s: { name: string }) => s.name)).toEqual(['libmount1_2.38.1-5+b1_amd64.deb', 'mount_2.38.1-5+b1_amd64.deb'])
 
     // Frames (the default) round-trip: the same canonical bytes the node stores.
@@ -110,9 +96,9 @@ describe.skipIf(!existsSync(RBQ_BIN))('rbq import rebuilderd / rbq export', () =
   })
 
   it('a dry run reads and plans only', async () => {
-    const r = await runRbq(['import', 'rebuilderd', join(dir, 'v0.json'), '--dry-run', '--lists', join(dir, 'lists')])
+    const r = await runRbq(['import', 'rebuilderd', join(dir, 'v0.json'), '--dry-run', '--allow-unsigned', '--data', join(dir, 'dry')])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain('would import 2 artifacts in 1 statement')
+    expect(r.stdout).toContain('would import 2 artifacts (0 verified, 2 unauthenticated) in 1 statement')
     expect(r.stdout).toContain('skipped rows: bad 1, no-digest 1')
   })
 })
