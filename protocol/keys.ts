@@ -8,6 +8,7 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
 import { Point } from '@noble/ed25519'
+import { remember } from './bounded-cache.js'
 import { PUBLIC_KEY_PREFIX } from './constants.js'
 import { fromBase64Url, parseJson, sha256Hex, toBase64Url } from './encoding.js'
 import { RbqError } from './errors.js'
@@ -56,15 +57,6 @@ export function publicKeyFromRaw(raw: Uint8Array, field = 'publicKey'): PublicKe
   checkPublicKeyBytes(raw, field)
   const copy = new Uint8Array(raw)
   return { raw: copy, keyid: keyIdOf(copy), text: PUBLIC_KEY_PREFIX + toBase64Url(copy) }
-}
-
-/** Inserts into a bounded cache, evicting the oldest entry (Map keeps insertion order). */
-function remember<K, V>(cache: Map<K, V>, max: number, key: K, value: V): void {
-  if (cache.size >= max) {
-    const oldest = cache.keys().next().value
-    if (oldest !== undefined) cache.delete(oldest)
-  }
-  cache.set(key, value)
 }
 
 /**

@@ -3,6 +3,7 @@
  * that delegations and trust roots use.
  */
 import { PackageURL } from 'packageurl-js'
+import { remember } from './bounded-cache.js'
 import { RbqError } from './errors.js'
 
 export const MAX_PURL_LENGTH = 512
@@ -45,13 +46,25 @@ export function canonicalPurl(text: string, field = 'package'): string {
   return parsePurl(text, field).canonical
 }
 
+/**
+ * Wire purls that passed the check, by text. Every rebuilder of a package attests the same purl,
+ * and parsing one costs about a tenth of a signature check. Bounded, oldest evicted first; only
+ * accepted purls are cached, so a refusal always runs the full check.
+ */
+const ACCEPTED_PURL_CACHE_MAX = 20_000
+const acceptedPurls = new Map<string, ParsedPurl>()
+
 /** On the wire a purl must already be canonical, so equal packages have equal strings. */
 export function checkWirePurl(text: string, field: string): ParsedPurl {
+  const cached = acceptedPurls.get(text)
+  if (cached !== undefined) return cached
   const p = parsePurl(text, field)
   if (p.canonical !== text) {
     throw new RbqError('PURL_INVALID', `${field}: purl is not canonical (expected "${p.canonical}")`, { field })
   }
-  return p
+  const accepted = Object.freeze({ ...p, qualifiers: Object.freeze(p.qualifiers) })
+  remember(acceptedPurls, ACCEPTED_PURL_CACHE_MAX, text, accepted)
+  return accepted
 }
 
 /**
