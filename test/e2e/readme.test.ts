@@ -130,8 +130,9 @@ describe('README shell blocks', () => {
     const prefix = join(dir, 'npm-prefix')
     const dataDir = join(dir, 'data')
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
-    // Step 2 of "A volunteer running a node", kept to loopback and free ports.
-    await writeFile(join(dataDir, 'config.toml'), '[p2p]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n[api]\nport = 0\n')
+    // Step 2 of "A volunteer running a node", kept to loopback and free ports; following no
+    // archive (a root machine with mmdebstrap would otherwise start rebuilding 1% of bookworm).
+    await writeFile(join(dataDir, 'config.toml'), '[p2p]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n[api]\nport = 0\n[rebuild.debian]\nfollow = "sources"\n')
     const env = userEnv({ npm_config_prefix: prefix, PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}`, RBQ_DATA_DIR: dataDir })
 
     const ran: string[] = []
