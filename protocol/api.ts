@@ -195,6 +195,23 @@ export const VerdictQuerySchema = Type.Object(
 export type VerdictQuery = Static<typeof VerdictQuerySchema>
 
 /**
+ * How much of each verdict an answer carries. `full` (the default, for single verdicts and
+ * batches alike, so an answer's shape never changes under an existing client): status, reason,
+ * evidence and evidenceHash. `brief`: status, reason, evidenceHash and the (package, artifact)
+ * judged — what an install gate needs; the evidence behind a hash is asked again with `full`
+ * (the same question gives the same hash while nothing changed).
+ */
+export const VERDICT_EVIDENCE_MODES = ['full', 'brief'] as const
+export type VerdictEvidenceMode = (typeof VERDICT_EVIDENCE_MODES)[number]
+const EvidenceModeSchema = Type.Union(VERDICT_EVIDENCE_MODES.map((m) => Type.Literal(m)), {
+  description: 'full (default): each verdict with its evidence; brief: status, reason and evidenceHash only'
+})
+
+/** GET /v1/verdict: the question and how much to answer. */
+export const VerdictGetQuerySchema = Type.Object({ ...VerdictQuerySchema.properties, evidence: Type.Optional(EvidenceModeSchema) }, strict)
+export type VerdictGetQuery = Static<typeof VerdictGetQuerySchema>
+
+/**
  * Answer to one question: the worst status of `verdicts` (severity order: node/consensus/README.md) and its
  * reason; `verdicts` holds one entry per (package, artifact) considered, sorted.
  */
@@ -209,16 +226,33 @@ export const VerdictResultSchema = Type.Object(
 )
 export type VerdictResult = Static<typeof VerdictResultSchema>
 
+/** A verdict without its evidence (`evidence: "brief"`): the same status, reason and evidenceHash as the full one. */
+export const BriefVerdictSchema = Type.Object(
+  { package: Type.String(), artifact: Type.String(), status: VerdictStatusSchema, reason: Type.String(), evidenceHash: Sha256Hex },
+  strict
+)
+export type BriefVerdict = Static<typeof BriefVerdictSchema>
+
+export const BriefVerdictResultSchema = Type.Object(
+  { query: VerdictResultSchema.properties.query, status: VerdictStatusSchema, reason: Type.String(), verdicts: Type.Array(BriefVerdictSchema) },
+  strict
+)
+export type BriefVerdictResult = Static<typeof BriefVerdictResultSchema>
+
 export const VerdictsRequestSchema = Type.Object(
   {
     artifacts: Type.Array(VerdictQuerySchema, { minItems: 1, maxItems: API_MAX_BATCH }),
-    policy: Type.Optional(PolicyText)
+    policy: Type.Optional(PolicyText),
+    evidence: Type.Optional(EvidenceModeSchema)
   },
   strict
 )
 export type VerdictsRequest = Static<typeof VerdictsRequestSchema>
 
-export const VerdictsResponseSchema = Type.Object({ results: Type.Array(VerdictResultSchema, { description: 'in request order' }) }, strict)
+export const VerdictsResponseSchema = Type.Object(
+  { results: Type.Array(Type.Union([VerdictResultSchema, BriefVerdictResultSchema]), { description: 'in request order; brief results with `evidence: "brief"`' }) },
+  strict
+)
 export type VerdictsResponse = Static<typeof VerdictsResponseSchema>
 
 // --- status and peers ------------------------------------------------------------------------

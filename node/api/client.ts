@@ -29,6 +29,8 @@ import {
   type StoredFrame,
   type SubmitResult,
   type TrustExplanation,
+  type BriefVerdictResult,
+  type VerdictEvidenceMode,
   type VerdictQuery,
   type VerdictResult,
   type WatchedArtifact,
@@ -113,20 +115,29 @@ export class ApiClient {
     return (await this.request<{ peers: PeerInfo[] }>('GET', '/v1/peers')).peers
   }
 
-  /** The verdict for one file under the node's policy. */
-  verdict(query: VerdictQuery): Promise<VerdictResult> {
-    return this.request('GET', '/v1/verdict', { query: { ...query } })
+  /** The verdict for one file under the node's policy; `evidence: 'brief'` leaves the evidence out. */
+  verdict(query: VerdictQuery, options?: { evidence?: 'full' }): Promise<VerdictResult>
+  verdict(query: VerdictQuery, options: { evidence: 'brief' }): Promise<BriefVerdictResult>
+  verdict(query: VerdictQuery, options: { evidence?: VerdictEvidenceMode } = {}): Promise<VerdictResult | BriefVerdictResult> {
+    return this.request('GET', '/v1/verdict', { query: { ...query, ...(options.evidence === undefined ? {} : { evidence: options.evidence }) } })
   }
 
   /**
    * Verdicts for many files (any number: sent in batches of 10,000), in order; `policy` (TOML)
-   * replaces the node's policy for these questions.
+   * replaces the node's policy for these questions; `evidence: 'brief'` answers status, reason
+   * and evidenceHash only (far smaller and faster: what an install gate needs).
    */
-  async verdicts(queries: readonly VerdictQuery[], options: { policy?: string } = {}): Promise<VerdictResult[]> {
-    const out: VerdictResult[] = []
+  async verdicts(queries: readonly VerdictQuery[], options?: { policy?: string; evidence?: 'full' }): Promise<VerdictResult[]>
+  async verdicts(queries: readonly VerdictQuery[], options: { policy?: string; evidence: 'brief' }): Promise<BriefVerdictResult[]>
+  async verdicts(queries: readonly VerdictQuery[], options: { policy?: string; evidence?: VerdictEvidenceMode } = {}): Promise<(VerdictResult | BriefVerdictResult)[]> {
+    const out: (VerdictResult | BriefVerdictResult)[] = []
     for (let i = 0; i < queries.length; i += API_MAX_BATCH) {
-      const body = { artifacts: queries.slice(i, i + API_MAX_BATCH), ...(options.policy === undefined ? {} : { policy: options.policy }) }
-      out.push(...(await this.request<{ results: VerdictResult[] }>('POST', '/v1/verdicts', { json: body })).results)
+      const body = {
+        artifacts: queries.slice(i, i + API_MAX_BATCH),
+        ...(options.policy === undefined ? {} : { policy: options.policy }),
+        ...(options.evidence === undefined ? {} : { evidence: options.evidence })
+      }
+      out.push(...(await this.request<{ results: (VerdictResult | BriefVerdictResult)[] }>('POST', '/v1/verdicts', { json: body })).results)
     }
     return out
   }

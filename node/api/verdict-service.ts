@@ -26,6 +26,7 @@ import {
   computeVerdicts,
   buildTrustGraph,
   reachableKeys,
+  verdictJson,
   worstOf,
   type ArtifactQuery,
   type AttestationSource,
@@ -44,7 +45,7 @@ import {
   type EquivocationFrame,
   type VerifiedFrame
 } from '../../protocol/index.js'
-import type { ArtifactVerdict, TrustExplanation, VerdictQuery, VerdictResult } from '../../protocol/api.js'
+import type { ArtifactVerdict, TrustExplanation, VerdictEvidenceMode, VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { parseRequestPolicy, type PolicyFile } from '../trust/policy-file.js'
 import { mapLimit } from '../concurrency.js'
 
@@ -318,6 +319,18 @@ export function resultOf(q: Question, verdicts: readonly Verdict[]): VerdictResu
   const worst = sorted.find((v) => v.status === status)!
   const reason = sorted.length > 1 ? `${worst.evidence.package} ${worst.evidence.artifact}: ${worst.reason} (worst of ${sorted.length})` : worst.reason
   return { query, status, reason, verdicts: sorted.map(toWireVerdict) }
+}
+
+/**
+ * An answer as the API sends it (`{ query, status, reason, verdicts }`): each verdict's evidence
+ * is the text the engine wrote for its hash (verdictJson), not serialised again; `brief` leaves
+ * the evidence out (BriefVerdictResult).
+ */
+export function resultJson(r: VerdictResult, mode: VerdictEvidenceMode): string {
+  const brief = mode === 'brief'
+  let verdicts = ''
+  for (let i = 0; i < r.verdicts.length; i++) verdicts += (i === 0 ? '' : ',') + verdictJson(r.verdicts[i] as Verdict, brief)
+  return `{"query":${JSON.stringify(r.query)},"status":"${r.status}","reason":${JSON.stringify(r.reason)},"verdicts":[${verdicts}]}`
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)

@@ -630,11 +630,11 @@ const evidenceTexts = new WeakMap<Verdict, string>()
 /**
  * The JSON of a verdict `{ status, reason, evidence, evidenceHash }` as the API sends it, reusing
  * the evidence text written for the hash (the evidence is serialised once per verdict). With
- * `brief`, the evidence is left out: `{ status, reason, evidenceHash }`.
+ * `brief`, the evidence is left out: `{ package, artifact, status, reason, evidenceHash }`.
  */
 export function verdictJson(v: Verdict, brief = false): string {
   const head = `{"status":"${v.status}","reason":${JSON.stringify(v.reason)}`
-  if (brief) return `${head},"evidenceHash":"${v.evidenceHash}"}`
+  if (brief) return `{"package":${JSON.stringify(v.evidence.package)},"artifact":${JSON.stringify(v.evidence.artifact)},${head.slice(1)},"evidenceHash":"${v.evidenceHash}"}`
   const evidence = evidenceTexts.get(v) ?? evidenceJson(v.evidence)
   return `${head},"evidence":${evidence},"evidenceHash":"${v.evidenceHash}"}`
 }

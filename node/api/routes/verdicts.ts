@@ -1,26 +1,32 @@
 /** GET /v1/verdict, POST /v1/verdicts (batch, optional policy), POST /v1/trust/explain. */
 import { Readable } from 'node:stream'
+import { Type } from '@sinclair/typebox'
 import { performance } from 'node:perf_hooks'
 import {
   API_MAX_BATCH_BODY_BYTES,
   TrustExplainRequestSchema,
   TrustExplanationSchema,
-  VerdictQuerySchema,
+  BriefVerdictResultSchema,
+  VerdictGetQuerySchema,
   VerdictResultSchema,
   VerdictsRequestSchema,
   VerdictsResponseSchema,
   type TrustExplainRequest,
+  type VerdictGetQuery,
   type VerdictQuery,
   type VerdictsRequest
 } from '../../../protocol/api.js'
 import { canonicalPurl } from '../../../protocol/index.js'
 import type { ApiContext, ApiRoute } from '../context.js'
 import type { BatchGate } from '../limits.js'
+import { resultJson } from '../verdict-service.js'
 
 /** Items of the first slice of a batch; later slices are sized to take about SLICE_TARGET_MS. */
 const FIRST_SLICE = 16
 const MAX_SLICE = 1000
 const SLICE_TARGET_MS = 8
+
+const MEDIA_JSON_UTF8 = 'application/json; charset=utf-8'
 
 const fieldOfItem = (offset: number) => (i: number, f: string) => `artifacts[${offset + i}].${f}`
 
@@ -29,9 +35,14 @@ export function verdictRoutes(ctx: ApiContext, batches: BatchGate): ApiRoute[] {
     {
       method: 'GET',
       url: '/v1/verdict',
-      summary: 'verdict for a file (sha256), optionally named by package and artifact, under the node policy',
-      schema: { querystring: VerdictQuerySchema, response: { 200: VerdictResultSchema } },
-      handler: async (req) => (await ctx.verdicts.answer([req.query as VerdictQuery]))[0]
+      summary: 'verdict for a file (sha256), optionally named by package and artifact, under the node policy; evidence=brief leaves the evidence out',
+      schema: { querystring: VerdictGetQuerySchema, response: { 200: Type.Union([VerdictResultSchema, BriefVerdictResultSchema]) } },
+      handler: async (req, reply) => {
+        const { evidence, ...query } = req.query as VerdictGetQuery
+        const [result] = await ctx.verdicts.answer([query])
+        // Pre-serialised: the evidence text is the one the engine wrote for the hash.
+        return reply.type(MEDIA_JSON_UTF8).send(resultJson(result!, evidence ?? 'full'))
+      }
     },
     {
       method: 'POST',
@@ -54,7 +65,7 @@ export function verdictRoutes(ctx: ApiContext, batches: BatchGate): ApiRoute[] {
         const stream = Readable.from(answerInSlices(ctx, body), { objectMode: true, highWaterMark: 1 })
         stream.once('close', release)
         reply.raw.once('close', () => stream.destroy())
-        return reply.type('application/json; charset=utf-8').send(stream)
+        return reply.type(MEDIA_JSON_UTF8).send(stream)
       }
     },
     {
@@ -89,6 +100,7 @@ async function checkPurls(items: readonly VerdictQuery[]): Promise<void> {
  */
 async function* answerInSlices(ctx: ApiContext, body: VerdictsRequest): AsyncGenerator<string> {
   const items = body.artifacts
+  const mode = body.evidence ?? 'full'
   let size = FIRST_SLICE
   yield '{"results":['
   for (let at = 0; at < items.length; ) {
@@ -96,7 +108,7 @@ async function* answerInSlices(ctx: ApiContext, body: VerdictsRequest): AsyncGen
     const started = performance.now()
     const results = await ctx.verdicts.answer(slice, body.policy, fieldOfItem(at))
     const took = performance.now() - started
-    yield (at === 0 ? '' : ',') + results.map((r) => JSON.stringify(r)).join(',')
+    yield (at === 0 ? '' : ',') + results.map((r) => resultJson(r, mode)).join(',')
     at += slice.length
     size = Math.max(1, Math.min(MAX_SLICE, Math.round(took <= 0 ? size * 2 : (size * SLICE_TARGET_MS) / took), size * 2))
     await new Promise<void>((resolve) => setImmediate(resolve))

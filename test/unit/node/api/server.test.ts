@@ -10,13 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   API_MAX_BATCH,
   AttestationsPageSchema,
+  BriefVerdictResultSchema,
   PeersResponseSchema,
   StatusResponseSchema,
   StoredFrameSchema,
   TrustExplanationSchema,
   VerdictResultSchema,
   VerdictsResponseSchema,
-  WatchResponseSchema
+  WatchResponseSchema,
+  type BriefVerdictResult,
+  type VerdictResult
 } from '../../../../protocol/api.js'
 import { canonicalJson, frameText, sha256Hex, utf8 } from '../../../../protocol/index.js'
 import { formatPolicy } from '../../../../node/consensus/index.js'
@@ -177,6 +180,38 @@ describe('POST /v1/verdicts', () => {
     expect(batch).toEqual(singles)
     const raw = await postJson('/v1/verdicts', { artifacts: queries })
     conforms(VerdictsResponseSchema, raw.body)
+  })
+
+  it('brief answers agree with full ones on status, reason and evidenceHash, single and batch; bad mode → 400', async () => {
+    const queries = [
+      { sha256: H, package: PKG, artifact: DEB },
+      { sha256: X, package: PKG, artifact: DEB },
+      { sha256: H },
+      { sha256: sha256Hex('nothing') },
+      { sha256: H, artifact: DEB }
+    ]
+    const full = await h.client.verdicts(queries)
+    const brief = await h.client.verdicts(queries, { evidence: 'brief' })
+    const explicitFull = await h.client.verdicts(queries, { evidence: 'full' })
+    expect(explicitFull).toEqual(full)
+    const briefOf = (r: VerdictResult): BriefVerdictResult => ({
+      query: r.query,
+      status: r.status,
+      reason: r.reason,
+      verdicts: r.verdicts.map((v) => ({ package: v.evidence.package, artifact: v.evidence.artifact, status: v.status, reason: v.reason, evidenceHash: v.evidenceHash }))
+    })
+    expect(brief).toEqual(full.map(briefOf))
+    expect(full.some((r) => r.verdicts.length > 0)).toBe(true)
+    for (const [i, q] of queries.entries()) {
+      const single = await h.client.verdict(q, { evidence: 'brief' })
+      conforms(BriefVerdictResultSchema, single)
+      expect(single).toEqual(brief[i])
+      for (const v of single.verdicts) expect(v).not.toHaveProperty('evidence')
+    }
+    const raw = await postJson('/v1/verdicts', { artifacts: queries, evidence: 'brief' })
+    conforms(VerdictsResponseSchema, raw.body)
+    expectError(await call('GET', `/v1/verdict?sha256=${H}&evidence=none`), 400, 'SCHEMA_INVALID', 'evidence')
+    expectError(await postJson('/v1/verdicts', { artifacts: queries, evidence: 'some' }), 400, 'SCHEMA_INVALID', 'evidence')
   })
 
   it('answers 10,000 artifacts in one call', async () => {
@@ -385,7 +420,7 @@ describe('/metrics, /openapi.json, unknown routes', () => {
       expect(op, `${r.method} ${r.url}`).toBeDefined()
       expect(op!.security !== undefined).toBe(r.auth === true)
     }
-    expect(doc.paths['/v1/verdict']!.get!.parameters.map((p) => p.name)).toEqual(['sha256', 'package', 'artifact'])
+    expect(doc.paths['/v1/verdict']!.get!.parameters.map((p) => p.name)).toEqual(['sha256', 'package', 'artifact', 'evidence'])
   })
 
   it('unknown route or method → 404 with an error body', async () => {
