@@ -179,7 +179,7 @@ describe('rebuildConfigFromToml', () => {
   it('gives the defaults and rejects unknown or bad options naming the field', () => {
     expect(rebuildConfigFromToml(undefined, '/etc/rbq')).toEqual({
       enabled: true,
-      share: 1,
+      share: undefined, // each feed's own: 1 for lists and recipes, 0.01 for the archive
       packages: [],
       concurrency: 1,
       maxAttempts: 5,
@@ -187,8 +187,13 @@ describe('rebuildConfigFromToml', () => {
       pollIntervalSeconds: 3600,
       recipesDir: undefined,
       requireNetworkIsolation: false,
+      demand: { honour: 'feed', maxQueued: 100, perRequesterPerHour: 10 },
       debian: {
+        follow: 'auto',
         sources: [],
+        exclude: [],
+        maxSourceBytes: 100 * 2 ** 20,
+        checkIntervalSeconds: 300,
         mirror: undefined,
         suite: undefined,
         cacheDir: undefined,
@@ -216,5 +221,13 @@ describe('rebuildConfigFromToml', () => {
     expect(() => rebuildConfigFromToml({ share: 2 }, '/')).toThrow(expect.objectContaining({ field: 'rebuild.share' }))
     expect(() => rebuildConfigFromToml({ packages: ['deb/*'] }, '/')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.packages[0]' }))
     expect(() => rebuildConfigFromToml({ debian: { suites: [] } }, '/')).toThrow(expect.objectContaining({ field: 'rebuild.debian.suites' }))
+    expect(rebuildConfigFromToml({ share: 0.5, demand: 'sample', debian: { follow: 'archive', exclude: ['linux*', 'chromium'], max_source_mib: 0 } }, '/')).toMatchObject({
+      share: 0.5,
+      demand: { honour: 'sample' },
+      debian: { follow: 'archive', exclude: ['linux*', 'chromium'], maxSourceBytes: 0 }
+    })
+    expect(() => rebuildConfigFromToml({ debian: { follow: 'everything' } }, '/')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.debian.follow' }))
+    expect(() => rebuildConfigFromToml({ debian: { exclude: ['Linux/'] } }, '/')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.debian.exclude[0]' }))
+    expect(() => rebuildConfigFromToml({ demand: 'always' }, '/')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.demand' }))
   })
 })
