@@ -195,7 +195,7 @@ describe.skipIf(reason !== undefined)('apt gate with the real apt-get', () => {
     const deb = makeDeb(join(dir, 'debs'), { package: 'rbq-warned', version: '1' })
     const r = await aptInstall(deb)
     expect(r.status, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/warning: 1 package does not meet.*\(warn mode: installing anyway\)\n.*rbq-warned.*unknown/)
+    expect(r.stderr).toMatch(/rbq: warning: 1 package is not reproduced; installing as your gate settings allow:\n  rbq-warned:all 1 .*: unknown/)
     expect(installed('rbq-warned')).toBe(true)
   })
 
