@@ -6,8 +6,9 @@
  *      proof sets
  *   2. after the first page, whole sets (delegations, proofs) whose digest differs from ours
  *   3. after each page, the seqs we lack for that page's keys: frames-requests of at most
- *      `batchFrames` frames; the next request goes out only after the pipeline has processed
- *      the previous response (backpressure)
+ *      `batchFrames` frames; the next request goes out while the previous response lands in
+ *      the pipeline, and a response is submitted only once the one before it has landed
+ *      (backpressure: at most one response waits)
  * Everything received goes through the ingest pipeline (source 'sync'): nothing is stored
  * unverified. A response is used only once complete; a peer that breaks the protocol (garbage,
  * oversize, more frames than asked, a cursor that does not move, a frame that fails
@@ -414,24 +415,61 @@ export class SyncService {
     }
   }
 
-  private async fetchFrames(peer: PeerId, ranges: SeqRange[], report: SyncReport): Promise<void> {
-    let request: FramesRequest | undefined = { type: 'frames-request', ranges, limit: this.batchFrames }
-    while (request !== undefined) {
-      const end = await this.fetchBatch(peer, request, report)
-      request = continueFrames(request, end)
-    }
+  private fetchFrames(peer: PeerId, ranges: SeqRange[], report: SyncReport): Promise<void> {
+    return this.fetchPaged(peer, { type: 'frames-request', ranges, limit: this.batchFrames }, continueFrames, report)
   }
 
-  private async fetchSet(peer: PeerId, set: SyncSet, report: SyncReport): Promise<void> {
-    let request: SetRequest | undefined = { type: 'set-request', set, limit: this.batchFrames }
-    while (request !== undefined) {
-      const end = await this.fetchBatch(peer, request, report)
-      request = continueSet(request, end)
-    }
+  private fetchSet(peer: PeerId, set: SyncSet, report: SyncReport): Promise<void> {
+    return this.fetchPaged(peer, { type: 'set-request', set, limit: this.batchFrames }, continueSet, report)
   }
 
-  /** One request/response; the frames go through the pipeline before this returns. */
-  private async fetchBatch(peer: PeerId, request: FramesRequest | SetRequest, report: SyncReport): Promise<EndMessage> {
+  /**
+   * Requests page after page. The next page is requested while the previous one lands in the
+   * pipeline, so the decode workers do not wait for a round trip between pages; a page is
+   * submitted only after the previous one landed (at most one page waits: backpressure).
+   */
+  private async fetchPaged<R extends FramesRequest | SetRequest>(
+    peer: PeerId,
+    first: R,
+    next: (request: R, end: EndMessage) => R | undefined,
+    report: SyncReport
+  ): Promise<void> {
+    let request: R | undefined = first
+    let landing: Promise<void> = Promise.resolve()
+    while (request !== undefined) {
+      let page: { frames: Uint8Array[]; end: EndMessage }
+      try {
+        page = await this.fetchBatch(peer, request, report)
+      } catch (e) {
+        await landing // a violation in the page before counts first
+        throw e
+      }
+      await landing
+      landing = this.land(peer, page.frames, report)
+      landing.catch(() => undefined) // awaited above or below; never unhandled meanwhile
+      request = next(request, page.end)
+    }
+    await landing
+  }
+
+  /** Submits a page's frames; a frame that fails verification is the peer's violation. */
+  private async land(peer: PeerId, frames: Uint8Array[], report: SyncReport): Promise<void> {
+    if (frames.length === 0) return
+    const ingestStart = performance.now()
+    const results = await this.components.ingest.submitMany(frames, 'sync', peer.toString())
+    report.ingestMs += performance.now() - ingestStart
+    let rejected: IngestResult | undefined
+    for (const result of results) {
+      report.received[result.status]++
+      this.metrics.received.inc({ status: result.status })
+      if (result.status === 'rejected') rejected ??= result
+    }
+    // An honest peer serves only frames it verified: one that fails verification is on the peer.
+    if (rejected !== undefined) throw new Violation(rejected.error ?? new RbqError('SYNC_PROTOCOL', 'peer served an invalid frame'))
+  }
+
+  /** One request/response, complete and checked; its frames are not submitted yet. */
+  private async fetchBatch(peer: PeerId, request: FramesRequest | SetRequest, report: SyncReport): Promise<{ frames: Uint8Array[]; end: EndMessage }> {
     const frames: Uint8Array[] = []
     let end: EndMessage | undefined
     await this.request(peer, request, report, (message) => {
@@ -449,19 +487,7 @@ export class SyncService {
       }
     })
     if (end === undefined) throw violation('response ended without end')
-    if (frames.length === 0) return end
-    const ingestStart = performance.now()
-    const results = await this.components.ingest.submitMany(frames, 'sync', peer.toString())
-    report.ingestMs += performance.now() - ingestStart
-    let rejected: IngestResult | undefined
-    for (const result of results) {
-      report.received[result.status]++
-      this.metrics.received.inc({ status: result.status })
-      if (result.status === 'rejected') rejected ??= result
-    }
-    // An honest peer serves only frames it verified: one that fails verification is on the peer.
-    if (rejected !== undefined) throw new Violation(rejected.error ?? new RbqError('SYNC_PROTOCOL', 'peer served an invalid frame'))
-    return end
+    return { frames, end }
   }
 
   /**
