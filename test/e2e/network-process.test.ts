@@ -71,7 +71,8 @@ describe('two rbq node processes', () => {
     await prefill(dirA, fromA)
     await prefill(dirB, fromB)
 
-    const base = '[log]\nlevel = "info"\n[ingest]\nworkers = 1\n[api]\nenabled = false\n[p2p]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n'
+    // No archive following ([rebuild.debian] follow = "auto" would rebuild 1% of bookworm on a root machine).
+    const base = '[log]\nlevel = "info"\n[ingest]\nworkers = 1\n[api]\nenabled = false\n[rebuild.debian]\nfollow = "sources"\n[p2p]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n'
     await writeFile(join(dir, 'a.toml'), base)
     const a = startProcess(dirA, join(dir, 'a.toml'))
     cleanups.push(async () => {
