@@ -9,9 +9,12 @@
  * holding the input. Runs alternate; medians are printed with their ratio.
  *
  * Debian (only when a build root is cached: RBQ_DEBIAN_TEST_CACHE=<cache dir> or
- * RBQ_BENCH_DEBIAN_CACHE, e.g. the Debian e2e tests' cache; never creates one): rebuildDebian
- * of base-files end to end, then bare `dpkg-buildpackage -b -uc -us` in that very build root
- * (deps installed, same source tree), and the end-to-end / bare ratio. As root only.
+ * RBQ_BENCH_DEBIAN_CACHE, e.g. the Debian e2e tests' cache; never creates one; as root only):
+ * after one warm-up rebuild of base-files, rbq's rebuildDebian end to end on the warm root vs
+ * the bare `dpkg-buildpackage -b -uc -us -J<n>` in a kept build root (deps installed, same
+ * source tree), alternating, and the ratio of the medians (goal ≤ 1.5). With
+ * RBQ_BENCH_DEBIAN_SET=<concurrency>: packages rebuilt per hour on THROUGHPUT_SET (two passes;
+ * several minutes).
  */
 import '../node/polyfills.js'
 import { createHash } from 'node:crypto'
@@ -105,6 +108,18 @@ async function recipeBench(dir: string): Promise<void> {
   console.log(`  output sha256    ${[...outputs].join(', ')} (${outputs.size === 1 ? 'identical in every rbq run' : 'DIFFERS between runs'})`)
 }
 
+/**
+ * 20 small real bookworm source packages (arch all: perl modules and data packages, built with
+ * debhelper, some with more build deps: libmodule-build-perl, python3, jetring + gnupg), for the
+ * packages-per-hour figure.
+ */
+const THROUGHPUT_SET = [
+  'liberror-perl', 'libtry-tiny-perl', 'libsub-uplevel-perl', 'libclass-method-modifiers-perl', 'libmodule-runtime-perl',
+  'libdata-dump-perl', 'libfile-which-perl', 'libipc-run3-perl', 'libsub-install-perl', 'libdata-optlist-perl',
+  'libtest-fatal-perl', 'libtext-glob-perl', 'libfile-slurp-perl', 'libtimedate-perl', 'libexporter-tiny-perl',
+  'libtest-warn-perl', 'distro-info-data', 'media-types', 'netbase', 'debian-archive-keyring'
+]
+
 async function debianBench(dir: string): Promise<void> {
   const cacheDir = process.env.RBQ_BENCH_DEBIAN_CACHE ?? process.env.RBQ_DEBIAN_TEST_CACHE
   if (cacheDir === undefined) {
@@ -117,7 +132,9 @@ async function debianBench(dir: string): Promise<void> {
   }
   const { openArchive } = await import('../node/rebuild/debian/archive.js')
   const { buildRootTarball, runInBuildRoot, BUILD_USER, removeBuildRoot } = await import('../node/rebuild/debian/build-root.js')
-  const { rebuildDebian } = await import('../node/rebuild/debian/builder.js')
+  const { rebuildDebian, defaultParallel } = await import('../node/rebuild/debian/builder.js')
+  const { readFile } = await import('node:fs/promises')
+  let t = performance.now()
   const archive = await openArchive({ cacheDir })
   const tarball = buildRootTarball(cacheDir, archive.location, archive.arch)
   if (!(await stat(tarball).then(() => true, () => false))) {
@@ -125,47 +142,108 @@ async function debianBench(dir: string): Promise<void> {
     return
   }
   const source = process.env.RBQ_BENCH_DEBIAN_SOURCE ?? 'base-files'
-  const outDir = join(dir, 'debian')
-  // Phase durations from the builder's own progress events: where the fixed cost goes.
-  const phases = new Map<string, number>()
-  let phase = 'start'
-  let phaseStart = performance.now()
-  let t = performance.now()
-  const res = await rebuildDebian(
-    { source },
-    {
-      cacheDir,
-      archive,
-      outDir,
-      keepBuildRoot: true,
+  const src = await archive.sourcePackage(source)
+  await archive.binaries(src)
+  const indexOpen = performance.now() - t
+  const parallel = defaultParallel(1)
+  // Warm-up (not timed): the base root unpacked once, the dependency layer made, .debs cached.
+  t = performance.now()
+  const first = await rebuildDebian({ source }, { cacheDir, archive, parallel, diffoscope: false, outDir: join(dir, 'debian-warmup') })
+  const warmup = performance.now() - t
+  await rm(join(dir, 'debian-warmup'), { recursive: true, force: true })
+
+  // Alternating: rbq end to end (warm) and the bare dpkg-buildpackage in a kept build root.
+  const keptDir = join(dir, 'debian-kept')
+  await rebuildDebian({ source }, { cacheDir, archive, parallel, diffoscope: false, outDir: keptDir, keepBuildRoot: true })
+  const kept = JSON.parse(await readFile(join(keptDir, 'buildroot.json'), 'utf8')) as import('../node/rebuild/debian/build-root.js').BuildRoot
+  const buildDir = `/build/${src.name}-${src.version.replace(/^\d+:/, '')}`
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: BUILD_USER.home, USER: BUILD_USER.name, LOGNAME: BUILD_USER.name, LC_ALL: 'C.UTF-8', TZ: 'UTC' }
+  const bareScript = `umask 022; cd "$1" && SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -STimestamp) exec dpkg-buildpackage -b -uc -us -J${parallel}`
+  const bare: number[] = []
+  const endToEnd: number[] = []
+  const outcomes = new Set<string>()
+  const phases = new Map<string, number[]>()
+  const runBare = async () => {
+    const t0 = performance.now()
+    const r = await runInBuildRoot(kept, ['/bin/sh', '-c', bareScript, 'sh', buildDir], { network: false, asRoot: false, env })
+    bare.push(performance.now() - t0)
+    if (r.code !== 0) throw new Error(`bare dpkg-buildpackage failed: ${r.stderr.slice(-500)}`)
+  }
+  const runRbq = async (i: number) => {
+    const own = new Map<string, number>()
+    let phase = 'start'
+    let phaseStart = performance.now()
+    const t0 = performance.now()
+    const res = await rebuildDebian({ source }, {
+      cacheDir, archive, parallel, diffoscope: false, outDir: join(dir, `debian-${i}`),
       onProgress: (e) => {
         if (e.phase === phase) return
-        phases.set(phase, (phases.get(phase) ?? 0) + performance.now() - phaseStart)
+        own.set(phase, (own.get(phase) ?? 0) + performance.now() - phaseStart)
         phase = e.phase
         phaseStart = performance.now()
       }
-    }
-  )
-  const endToEnd = performance.now() - t
-  phases.set(phase, (phases.get(phase) ?? 0) + performance.now() - phaseStart)
-  const src = await archive.sourcePackage(source)
-  const root = join(outDir, 'root')
-  const buildDir = `/build/${src.name}-${src.version.replace(/^\d+:/, '')}`
-  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: BUILD_USER.home, LC_ALL: 'C.UTF-8', TZ: 'UTC' }
-  const bare: number[] = []
-  for (let i = 0; i < RUNS; i++) {
-    t = performance.now()
-    const r = await runInBuildRoot(root, ['/bin/sh', '-c', 'cd "$1" && SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -STimestamp) exec dpkg-buildpackage -b -uc -us', 'sh', buildDir], { network: false, asRoot: false, env })
-    bare.push(performance.now() - t)
-    if (r.code !== 0) throw new Error(`bare dpkg-buildpackage failed: ${r.stderr.slice(-500)}`)
+    })
+    endToEnd.push(performance.now() - t0)
+    own.set(phase, (own.get(phase) ?? 0) + performance.now() - phaseStart)
+    for (const [p, ms] of own) if (p !== 'start') phases.set(p, [...(phases.get(p) ?? []), ms])
+    outcomes.add(`${res.outcome} ${res.artifacts.map((a) => a.sha256.slice(0, 12)).join(',')} inputs ${res.inputs.sha256.slice(0, 12)}`)
+    await rm(join(dir, `debian-${i}`), { recursive: true, force: true })
   }
-  await removeBuildRoot(root)
+  for (let i = 0; i < RUNS; i++) {
+    if (i % 2 === 0) {
+      await runBare()
+      await runRbq(i)
+    } else {
+      await runRbq(i)
+      await runBare()
+    }
+  }
+  await removeBuildRoot(keptDir)
   const b = median(bare)
-  console.log(`debian: ${source} ${src.version}, outcome ${res.outcome}`)
-  console.log(`  bare dpkg-buildpackage in the prepared build root   median ${fmt(b)} (runs: ${bare.map(fmt).join(', ')})`)
-  console.log(`  rbq rebuildDebian end to end (indexes cached, root unpacked, deps installed, compare)   ${fmt(endToEnd)}`)
-  console.log(`  ratio rbq/bare   ${(endToEnd / b).toFixed(2)} (${pct(endToEnd / b)}); fixed cost per rebuild ${fmt(endToEnd - b)}`)
-  console.log(`  rbq phases       ${[...phases].filter(([p]) => p !== 'start').map(([p, ms]) => `${p} ${fmt(ms)}`).join(', ')}`)
+  const e = median(endToEnd)
+  console.log(`debian: ${source} ${src.version}, parallel=${parallel}, ${RUNS} runs each, alternating; first rebuild ${first.outcome}`)
+  console.log(`  archive open + index lookup (parsed indexes from the disk cache)   ${fmt(indexOpen)}`)
+  console.log(`  first rebuild in this cache state (warm-up, not in the ratio)        ${fmt(warmup)}`)
+  console.log(`  bare dpkg-buildpackage in a prepared root   median ${fmt(b)} (runs: ${bare.map(fmt).join(', ')})`)
+  console.log(`  rbq rebuildDebian end to end, warm root      median ${fmt(e)} (runs: ${endToEnd.map(fmt).join(', ')})`)
+  console.log(`  ratio rbq/bare   ${(e / b).toFixed(2)} (medians; goal ≤ 1.5); fixed cost per rebuild ${fmt(e - b)}`)
+  console.log(`  rbq phases (medians)   ${[...phases].map(([p, ms]) => `${p} ${fmt(median(ms))}`).join(', ')}`)
+  console.log(`  results   ${[...outcomes].join(' | ')} (${outcomes.size === 1 ? 'identical in every run' : 'DIFFER between runs'})`)
+  if (process.env.RBQ_BENCH_DEBIAN_SET !== undefined) await throughputBench(dir, cacheDir, archive)
+}
+
+/**
+ * Packages rebuilt per hour on THROUGHPUT_SET with `concurrency` builds at once (the cores split
+ * between them, as the node does): pass 1 as the cache stands (dependency layers made on first
+ * use), pass 2 warm. RBQ_BENCH_DEBIAN_SET=<concurrency> (e.g. 2).
+ */
+async function throughputBench(dir: string, cacheDir: string, archive: import('../node/rebuild/debian/archive.js').DebianArchive): Promise<void> {
+  const { rebuildDebian, defaultParallel } = await import('../node/rebuild/debian/builder.js')
+  const concurrency = Math.max(1, Number(process.env.RBQ_BENCH_DEBIAN_SET) || 1)
+  for (const pass of [1, 2]) {
+    const queue = [...THROUGHPUT_SET]
+    const outcomes = new Map<string, string>()
+    const t0 = performance.now()
+    const worker = async () => {
+      for (let s = queue.shift(); s !== undefined; s = queue.shift()) {
+        const t = performance.now()
+        const outDir = join(dir, `set-${pass}-${s}`)
+        try {
+          const r = await rebuildDebian({ source: s }, { cacheDir, archive, parallel: defaultParallel(concurrency), diffoscope: false, outDir })
+          outcomes.set(s, `${r.outcome} ${fmt(performance.now() - t)}`)
+        } catch (e) {
+          outcomes.set(s, `error ${(e as Error).message.slice(0, 80)}`)
+        }
+        await rm(outDir, { recursive: true, force: true })
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker))
+    const wall = performance.now() - t0
+    const byOutcome = new Map<string, number>()
+    for (const o of outcomes.values()) byOutcome.set(o.split(' ')[0] as string, (byOutcome.get(o.split(' ')[0] as string) ?? 0) + 1)
+    console.log(`debian throughput, pass ${pass} (${pass === 1 ? 'cache as it stands' : 'warm'}), ${THROUGHPUT_SET.length} packages, concurrency ${concurrency}: ${fmt(wall)} wall = ${((THROUGHPUT_SET.length * 3_600_000) / wall).toFixed(0)} packages/hour; ${[...byOutcome].map(([k, n]) => `${k} ${n}`).join(', ')}`)
+    console.log(`  ${[...outcomes].map(([s, o]) => `${s} ${o}`).join('; ')}`)
+  }
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'rbq-bench-rebuild-'))

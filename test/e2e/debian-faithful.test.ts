@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openArchive, type BinaryPackage, type DebianArchive, type SourcePackage } from '../../node/rebuild/debian/archive.js'
 import { parseBuildinfo } from '../../node/rebuild/debian/faithful.js'
 import { rebuildDebian } from '../../node/rebuild/debian/builder.js'
+import { visiblePath, type BuildRoot } from '../../node/rebuild/debian/build-root.js'
 import { inputsDigest } from '../../node/rebuild/debian/buildinfo.js'
 import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/doctor.js'
 import { compareVersions, versionWithoutEpoch } from '../../node/rebuild/debian/version.js'
@@ -125,12 +126,14 @@ describe.skipIf(unavailable !== undefined && !inCI)('faithful Debian rebuilds fr
       }
     )
     timings.push(`${label}: ${r.outcome} (${r.environment}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
-    return { r, text, name, root: join(outDir, 'root') }
+    return { r, text, name, root: outDir }
   }
 
-  async function installedIn(root: string): Promise<Map<string, string>> {
+  // The kept build root's layout (an overlay on the warm path): dpkg's status as the build saw it.
+  async function installedIn(outDir: string): Promise<Map<string, string>> {
     const out = new Map<string, string>()
-    for (const para of (await readFile(join(root, 'var/lib/dpkg/status'), 'utf8')).split('\n\n')) {
+    const root = JSON.parse(await readFile(join(outDir, 'buildroot.json'), 'utf8')) as BuildRoot
+    for (const para of (await readFile(await visiblePath(root, '/var/lib/dpkg/status'), 'utf8')).split('\n\n')) {
       const name = /^Package: (\S+)/m.exec(para)?.[1]
       const version = /^Version: (\S+)/m.exec(para)?.[1]
       if (name !== undefined && version !== undefined && /^Status: install ok installed/m.test(para)) out.set(name, version)

@@ -134,6 +134,13 @@ export function hostPath(root: BuildRoot, path: string): string {
   return join(root.overlay?.upper ?? root.mountpoint, path)
 }
 
+/** Host path of the file a command would see at `path`: the top-most layer holding it (whiteouts aside). */
+export async function visiblePath(root: BuildRoot, path: string): Promise<string> {
+  const layers = root.overlay === undefined ? [root.mountpoint] : [root.overlay.upper, ...root.overlay.lowers]
+  for (const l of layers) if (await exists(join(l, path))) return join(l, path)
+  return join(layers[0] as string, path)
+}
+
 /**
  * Host path where a file at `path` (inside the root) can be written before a command sees it.
  * Overlay: the parent directories are created in the writable layer with the owner and mode
