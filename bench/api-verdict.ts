@@ -1,7 +1,7 @@
 /**
  * Verdict latency over the HTTP API against the in-process engine, in one run on one store:
  *
- *   npm run build && node dist/bench/api-verdict.js [artifacts=10000] [singles=2000]
+ *   npm run build && node dist/bench/api-verdict.js [artifacts=10000] [singles=2000] [--quick] [--json FILE]
  *
  * Setup: a LevelDB store holding 3 attestations (3 trusted roots, threshold 2) for each of
  * `artifacts` artifacts (one package each) plus 30 delegations; an ApiServer over it on
@@ -10,9 +10,11 @@
  *   service  node/api VerdictService: LevelDB indexes + decoded-frame cache + engine, no HTTP
  *   http     the typed client over loopback HTTP (fastify, JSON both ways, keep-alive)
  * - one verdict at a time (GET /v1/verdict): p50 / p99 over `singles` random artifacts;
- * - a batch of all artifacts in one call (POST /v1/verdicts, 10k by default): first (cold
- *   caches) and best of 3.
- * Ratios are http / engine and http / service.
+ * - a batch of all artifacts in one call (POST /v1/verdicts, 10k by default), full and brief
+ *   evidence: first call (cold caches: the service's decoded frames are dropped first) and best of 3.
+ * Baselines of the same run: one raw Ed25519 verify, and the engine alone. Goals (issue 13): one
+ * verdict over HTTP p99 ≤ 2 ms; the 10k batch ≤ 1 s (brief: what the apt gate and rbq health ask).
+ * --quick: 2,000 artifacts, 300 singles.
  */
 import '../node/polyfills.js'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -34,9 +36,12 @@ import {
   type VerifiedFrame
 } from '../protocol/index.js'
 import type { VerdictQuery } from '../protocol/api.js'
+import { generateKeyPairSync, sign, verify } from 'node:crypto'
+import { BenchReport, benchFlags, numberArg, percentile } from './report.js'
 
-const ARTIFACTS = Number(process.argv[2] ?? 10_000)
-const SINGLES = Number(process.argv[3] ?? 2000)
+const flags = benchFlags('api-verdict')
+const ARTIFACTS = numberArg(flags, 'artifacts', 0, 10_000, 2000)
+const SINGLES = numberArg(flags, 'singles', 1, 2000, 300)
 
 const pkgOf = (i: number) => `pkg:deb/debian/bench${i}@1.0-1?arch=source`
 const debOf = (i: number) => `bench${i}_1.0-1_amd64.deb`
@@ -60,10 +65,6 @@ function attestation(key: SigningKey, seq: number, i: number): VerifiedFrame {
   )
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
-}
-
 async function timeEach(n: number, fn: (i: number) => Promise<unknown> | unknown): Promise<{ p50: number; p99: number }> {
   const times: number[] = []
   for (let i = 0; i < n; i++) {
@@ -75,9 +76,11 @@ async function timeEach(n: number, fn: (i: number) => Promise<unknown> | unknown
   return { p50: percentile(times, 50), p99: percentile(times, 99) }
 }
 
-async function timeBatch(fn: () => Promise<unknown> | unknown): Promise<{ first: number; best: number }> {
+/** Three runs; `before` (untimed) runs before the first, e.g. to drop caches. */
+async function timeBatch(fn: () => Promise<unknown> | unknown, before?: () => void): Promise<{ first: number; best: number }> {
   const runs: number[] = []
   for (let r = 0; r < 3; r++) {
+    if (r === 0) before?.()
     const t = performance.now()
     await fn()
     runs.push(performance.now() - t)
@@ -85,8 +88,6 @@ async function timeBatch(fn: () => Promise<unknown> | unknown): Promise<{ first:
   return { first: runs[0]!, best: Math.min(...runs) }
 }
 
-const ms = (x: number) => `${x < 10 ? x.toFixed(3) : x.toFixed(1)} ms`
-const ratio = (a: number, b: number) => `${(a / b).toFixed(1)}×`
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'rbq-bench-api-'))
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
 
   const server = new ApiServer({ store }, { dataDir: dir, port: 0, writeUrlFile: false })
   await server.start()
-  const client = new ApiClient({ url: server.url })
+  const client = new ApiClient({ url: server.url, timeoutMs: 600_000 })
   const engine = new ConsensusState({ policy })
   engine.addAll(frames)
 
@@ -130,35 +131,45 @@ async function main(): Promise<void> {
     if (viaHttp?.status !== 'reproduced' || viaHttp.verdicts[0]?.evidenceHash !== engine.verdict(engineQueries[0]!).evidenceHash) {
       throw new Error('HTTP and in-process verdicts differ')
     }
+    const [viaBrief] = await client.verdicts([queries[0]!], { evidence: 'brief' })
+    if (viaBrief?.verdicts[0]?.evidenceHash !== viaHttp.verdicts[0]!.evidenceHash) throw new Error('brief and full answers differ')
 
-    let answered: unknown
-    const batchHttp = await timeBatch(async () => (answered = await client.verdicts(queries)))
-    const responseBytes = Buffer.byteLength(JSON.stringify({ results: answered }))
-    const batchService = await timeBatch(() => server.verdicts.answer(queries))
+    // Baseline: one raw Ed25519 verify (what the node pays per frame it receives).
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+    const message = Buffer.alloc(600, 7)
+    const signature = sign(null, message, privateKey)
+    const verifyTimes = await timeEach(5000, () => verify(null, message, publicKey, signature))
+
+    const bytesOf = (v: unknown) => Buffer.byteLength(JSON.stringify({ results: v }))
+    let fullBytes = 0
+    let briefBytes = 0
+    const cold = () => server.verdicts.dropCaches()
+    const batchHttp = await timeBatch(async () => (fullBytes = bytesOf(await client.verdicts(queries))), cold)
+    const batchBrief = await timeBatch(async () => (briefBytes = bytesOf(await client.verdicts(queries, { evidence: 'brief' }))), cold)
+    const batchService = await timeBatch(() => server.verdicts.answer(queries), cold)
     const batchEngine = await timeBatch(() => engine.verdicts(engineQueries))
 
     const singleEngine = await timeEach(SINGLES, (i) => engine.verdict(engineQueries[pick(i)]!))
     const singleService = await timeEach(SINGLES, (i) => server.verdicts.answer([queries[pick(i)]!]))
     const singleHttp = await timeEach(SINGLES, (i) => client.verdict(queries[pick(i)]!))
+    const singleBrief = await timeEach(SINGLES, (i) => client.verdict(queries[pick(i)]!, { evidence: 'brief' }))
     const bySha = await timeEach(Math.min(SINGLES, 500), (i) => client.verdict({ sha256: queries[pick(i)]!.sha256 }))
 
-    const out = [
-      `api-verdict: ${ARTIFACTS} artifacts, ${frames.length} frames in LevelDB, 3 roots (threshold 2), node ${process.version}`,
-      '',
-      `one verdict (p50 / p99 over ${SINGLES}):`,
-      `  engine (in memory)     ${ms(singleEngine.p50)} / ${ms(singleEngine.p99)}`,
-      `  service (LevelDB)      ${ms(singleService.p50)} / ${ms(singleService.p99)}`,
-      `  HTTP GET /v1/verdict   ${ms(singleHttp.p50)} / ${ms(singleHttp.p99)}   = ${ratio(singleHttp.p50, singleEngine.p50)} engine, ${ratio(singleHttp.p50, singleService.p50)} service (p50)`,
-      `  HTTP, digest only      ${ms(bySha.p50)} / ${ms(bySha.p99)}   (pairs found through the sha256 index)`,
-      '',
-      `batch of ${ARTIFACTS} (first call / best of 3):`,
-      `  engine (in memory)     ${ms(batchEngine.first)} / ${ms(batchEngine.best)}`,
-      `  service (LevelDB)      ${ms(batchService.first)} / ${ms(batchService.best)}`,
-      `  HTTP POST /v1/verdicts ${ms(batchHttp.first)} / ${ms(batchHttp.best)}   = ${ratio(batchHttp.best, batchEngine.best)} engine, ${ratio(batchHttp.best, batchService.best)} service (best)`,
-      `  per artifact over HTTP ${ms(batchHttp.best / ARTIFACTS)} (${Math.round(ARTIFACTS / (batchHttp.best / 1000))} verdicts/s); answer ${(responseBytes / 1048576).toFixed(1)} MiB of JSON (evidence included)`,
-      ''
-    ]
-    process.stdout.write(out.join('\n'))
+    const report = new BenchReport('api-verdict', flags, { artifacts: ARTIFACTS, singles: SINGLES, frames: frames.length })
+    report.add({ id: 'verify', what: 'baseline: node:crypto Ed25519 verify, 600-byte message (p50)', value: verifyTimes.p50 * 1000, unit: 'µs' })
+    report.add({ id: 'single-engine', what: `one verdict, engine in memory (p50; ${SINGLES} questions)`, value: singleEngine.p50, unit: 'ms', detail: { p99: singleEngine.p99 }, baseline: 'verify' })
+    const sv = (r: { p50: number; p99: number }) => ({ p50: r.p50, p99: r.p99 })
+    report.add({ id: 'single-service', what: 'one verdict, service over LevelDB, no HTTP (p99)', value: singleService.p99, unit: 'ms', detail: sv(singleService), baseline: 'single-engine' })
+    report.add({ id: 'single-http', what: 'one verdict, HTTP GET /v1/verdict, full evidence (p99)', value: singleHttp.p99, unit: 'ms', detail: sv(singleHttp), baseline: 'single-engine', goal: 'p99 ≤ 2 ms', met: singleHttp.p99 <= 2 })
+    report.add({ id: 'single-http-brief', what: 'one verdict, HTTP, evidence=brief (p99)', value: singleBrief.p99, unit: 'ms', detail: sv(singleBrief), baseline: 'single-engine', goal: 'p99 ≤ 2 ms', met: singleBrief.p99 <= 2 })
+    report.add({ id: 'single-http-digest', what: 'one verdict, HTTP, digest only (pairs via the sha256 index) (p99)', value: bySha.p99, unit: 'ms', detail: sv(bySha), baseline: 'single-engine' })
+    const n = ARTIFACTS
+    const batchGoal = (ms: number) => ({ goal: `≤ 1 s for 10,000`, met: n >= 10_000 ? ms <= 1000 : ms * (10_000 / n) <= 1000 })
+    report.add({ id: 'batch-engine', what: `batch of ${n}, engine in memory (best of 3)`, value: batchEngine.best, unit: 'ms', detail: { first: batchEngine.first }, baseline: 'verify' })
+    report.add({ id: 'batch-service', what: `batch of ${n}, service over LevelDB, cold caches (first)`, value: batchService.first, unit: 'ms', detail: { best: batchService.best }, baseline: 'batch-engine' })
+    report.add({ id: 'batch-http-brief', what: `batch of ${n}, HTTP POST /v1/verdicts, evidence=brief, cold caches (${(briefBytes / 1048576).toFixed(1)} MiB)`, value: batchBrief.first, unit: 'ms', detail: { best: batchBrief.best, 'verdicts/s': Math.round(n / (batchBrief.best / 1000)) }, baseline: 'batch-engine', ...batchGoal(batchBrief.first) })
+    report.add({ id: 'batch-http-full', what: `batch of ${n}, HTTP, full evidence, cold caches (${(fullBytes / 1048576).toFixed(1)} MiB)`, value: batchHttp.first, unit: 'ms', detail: { best: batchHttp.best }, baseline: 'batch-engine', ...batchGoal(batchHttp.first) })
+    report.finish()
   } finally {
     await server.stop()
     await store.close()

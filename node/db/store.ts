@@ -67,6 +67,9 @@ function plainBytes(bytes: Uint8Array): Uint8Array {
   return Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
 }
 
+/** Entries read per trip to LevelDB by entriesOfRanges. */
+const RANGE_PAGE = 64
+
 export class Store {
   /** One sublevel per bucket; each has its own value type, which bucket<V>() restores. */
   private readonly buckets = new Map<Bucket, Sub<any>>()
@@ -333,19 +336,79 @@ export class Store {
   }
 
   /**
+   * Frame ids of many (package, signer) ranges of the (package, signer) index, aligned with
+   * `pairs`: ONE iterator for all of them, each range found by seek() and read in pages that
+   * often cover the next ranges too. A batch of verdicts asks for thousands of ranges; an
+   * iterator each (creation, a read, a close, each a trip to LevelDB's threads) cost far more
+   * than the reads. Only the ranges asked are read: other signers' entries cost nothing.
+   */
+  frameIdsByPackageKeys(pairs: readonly { readonly package: string; readonly keyid: string }[]): Promise<string[][]> {
+    return this.read('read framesByPackageKey', async () =>
+      (await this.entriesOfRanges<string>(Bucket.framesByPackageKey, pairs.map((p) => prefixRange(p.package, p.keyid).gte))).map((list) => list.map(([key]) => lastPart(key)))
+    )
+  }
+
+  /**
+   * The entries under each prefix (a `prefixRange(...).gte`), aligned with `prefixes`, read
+   * through one iterator: each range found by seek(), pages that often cover the next ranges too.
+   */
+  private async entriesOfRanges<V>(bucket: Bucket, prefixes: readonly string[]): Promise<[string, V][][]> {
+    const out = prefixes.map((): [string, V][] => [])
+    if (prefixes.length === 0) return out
+    // Keys are ASCII (canonical purls percent-encode; digests, key and frame ids are hex): string order is LevelDB's byte order.
+    const ranges = prefixes.map((prefix, i) => ({ prefix, i })).sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))
+    const it = this.bucket<V>(bucket).iterator({ gte: ranges[0]!.prefix })
+    try {
+      let page: [string, V][] = []
+      let pos = 0
+      let more = true // the last page was full: entries may follow it
+      let previous: { prefix: string; i: number } | undefined
+      for (const range of ranges) {
+        const { prefix, i } = range
+        if (previous?.prefix === prefix) {
+          out[i] = [...out[previous.i]!] // asked twice
+          continue
+        }
+        previous = range
+        while (pos < page.length && page[pos]![0] < prefix) pos++
+        if (pos === page.length) {
+          if (!more) continue // nothing at all beyond the last page
+          it.seek(prefix)
+          page = await it.nextv(RANGE_PAGE)
+          pos = 0
+          more = page.length === RANGE_PAGE
+        }
+        for (;;) {
+          while (pos < page.length && page[pos]![0].startsWith(prefix)) out[i]!.push(page[pos++]!)
+          if (pos < page.length || !more) break
+          page = await it.nextv(RANGE_PAGE)
+          pos = 0
+          more = page.length === RANGE_PAGE
+        }
+      }
+    } finally {
+      await it.close()
+    }
+    return out
+  }
+
+  /**
    * Attestations signed by one of `keyids` with this sha256 as a subject or an upstream entry,
    * with their package (from the index: nothing is decoded), each frame once.
    */
   digestEntries(sha256: string, keyids: Iterable<string>): Promise<DigestEntry[]> {
     return this.read('digestEntries', async () => {
       const out = new Map<string, DigestEntry>()
-      for (const keyid of keyids) {
-        for (const bucket of [Bucket.framesBySha256, Bucket.framesByUpstreamSha256]) {
-          for (const [key, pkg] of await this.bucket<string>(bucket).iterator(prefixRange(sha256, keyid)).all()) {
+      const signers = [...keyids]
+      const prefixes = signers.map((keyid) => prefixRange(sha256, keyid).gte)
+      for (const bucket of [Bucket.framesBySha256, Bucket.framesByUpstreamSha256]) {
+        const found = await this.entriesOfRanges<string>(bucket, prefixes)
+        found.forEach((entries, k) => {
+          for (const [key, pkg] of entries) {
             const id = lastPart(key)
-            if (!out.has(id)) out.set(id, { id, keyid, package: pkg })
+            if (!out.has(id)) out.set(id, { id, keyid: signers[k]!, package: pkg })
           }
-        }
+        })
       }
       return [...out.values()]
     })

@@ -104,6 +104,30 @@ describe('Store', () => {
     expect(await store.count('delegation')).toBe(0)
   })
 
+  it('reads many (package, signer) ranges and digest entries through one iterator, as the single-range reads do', async () => {
+    // 150 frames over 3 packages and 2 signers (more than one page of entries), one package a prefix of another.
+    const pkgs = [PKG, 'pkg:deb/debian/hello@2.10-30?arch=source', 'pkg:deb/debian/zzz@1?arch=source']
+    const frames = Array.from({ length: 150 }, (_, i) => attestation(i % 2 === 0 ? alice : bob, i + 1, { pkg: pkgs[i % 3]!, subjects: [{ name: `f${i}.deb`, sha256: hex64(i % 5) }] }))
+    for (let i = 0; i < frames.length; i += 50) await store.putFrames(frames.slice(i, i + 50))
+    const pairs = [
+      ...pkgs.flatMap((pkg) => [alice, bob, reporter].map((k) => ({ package: pkg, keyid: k.publicKey.keyid }))),
+      { package: 'pkg:deb/debian/absent@1?arch=source', keyid: alice.publicKey.keyid },
+      { package: PKG, keyid: alice.publicKey.keyid } // asked twice
+    ].reverse()
+    const many = await store.frameIdsByPackageKeys(pairs)
+    const one = await Promise.all(pairs.map((p) => store.frameIdsByPackageKey(p.package, p.keyid)))
+    expect(many).toEqual(one)
+    expect(many.flat().length).toBe(150 + 25)
+    expect(await store.frameIdsByPackageKeys([])).toEqual([])
+    const entries = await store.digestEntries(hex64(1), [bob.publicKey.keyid, alice.publicKey.keyid, reporter.publicKey.keyid])
+    const expected = frames.filter((_, i) => i % 5 === 1)
+    expect(entries.map((e) => e.id).sort()).toEqual(expected.map((f) => f.id).sort())
+    for (const e of entries) {
+      const f = expected.find((x) => x.id === e.id)!
+      expect(e).toEqual({ id: f.id, keyid: f.signer.keyid, package: f.statement.predicate.package })
+    }
+  })
+
   it('indexes delegations by delegate and proofs by key; first proof per key wins', async () => {
     const d1 = delegation(alice, bob, 1)
     const d2 = delegation(alice, bob, 2)
