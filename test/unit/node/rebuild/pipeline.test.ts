@@ -231,3 +231,29 @@ describe('rebuildConfigFromToml', () => {
     expect(() => rebuildConfigFromToml({ demand: 'always' }, '/')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', field: 'rebuild.demand' }))
   })
 })
+
+describe('demand: other nodes\' rebuild requests (issue 10 item 2)', () => {
+  it('[rebuild] demand = "feed" honours a followed package outside the sample, within the per-requester rate; not others', async () => {
+    const recipes = await writeRecipes()
+    const p = await startRebuild({ share: 0, recipes_dir: recipes, demand_per_requester_per_hour: 1 })
+    expect(await p.honourRequest({ purl: 'pkg:generic/a@1', requester: 'k1' })).toEqual({ status: 'queued', detail: 'recipes feed' })
+    expect(await p.honourRequest({ purl: 'pkg:generic/b@1', requester: 'k1' })).toMatchObject({ status: 'declined', detail: 'requester over 1 honoured requests per hour' })
+    expect(await p.honourRequest({ purl: 'pkg:generic/b@1', requester: 'k2' })).toMatchObject({ status: 'queued' })
+    expect(await p.honourRequest({ purl: 'pkg:generic/unknown@1', requester: 'k3' })).toMatchObject({ status: 'declined', detail: 'no feed of this node follows it' })
+    await until(async () => (await attestations()).length === 2, 'the two requested rebuilds')
+    expect((await attestations()).map((a) => a.package).sort()).toEqual(['pkg:generic/a@1', 'pkg:generic/b@1'])
+  })
+
+  it('"sample" declines what the sample leaves out, "off" everything, and a full demand queue declines', async () => {
+    const recipes = await writeRecipes()
+    const sample = await startRebuild({ share: 0, recipes_dir: recipes, demand: 'sample' })
+    expect(await sample.honourRequest({ purl: 'pkg:generic/a@1', requester: 'k1' })).toMatchObject({ status: 'declined', detail: expect.stringContaining('sample') })
+    await sample.stop()
+    const off = await startRebuild({ share: 1, recipes_dir: recipes, demand: 'off', packages: ['pkg:generic/zzz'] })
+    expect(await off.honourRequest({ purl: 'pkg:generic/a@1', requester: 'k1' })).toMatchObject({ status: 'declined', detail: '[rebuild] demand = "off"' })
+    await off.stop()
+    const full = await startRebuild({ share: 0, recipes_dir: recipes, demand_max_queued: 0 })
+    expect(await full.honourRequest({ purl: 'pkg:generic/a@1', requester: 'k1' })).toMatchObject({ status: 'declined', detail: '0 requested jobs already waiting' })
+    expect(await attestations()).toEqual([])
+  })
+})
