@@ -179,3 +179,54 @@ export function decodeKeyFile(text: string, source = 'key file'): SigningKey {
   }
   return key
 }
+
+// --- PEM (PKCS#8 private keys, SPKI public keys) ----------------------------------------
+//
+// The form other tools read: cosign, in-toto-golang, securesystemslib and OpenSSL take an
+// Ed25519 public key as SPKI PEM ("PUBLIC KEY") and a private key as PKCS#8 PEM ("PRIVATE KEY",
+// RFC 8410). Imported keys pass the same acceptance rule as every other key.
+
+/** SPKI PEM of a public key (`-----BEGIN PUBLIC KEY-----`). */
+export function publicKeyToPem(pk: PublicKey): string {
+  return String(publicKeyObject(pk).export({ format: 'pem', type: 'spki' }))
+}
+
+/** Unencrypted PKCS#8 PEM of a private key (`-----BEGIN PRIVATE KEY-----`). */
+export function signingKeyToPem(key: SigningKey): string {
+  return String(key.privateKey.export({ format: 'pem', type: 'pkcs8' }))
+}
+
+export type PemKey = { readonly kind: 'private'; readonly key: SigningKey } | { readonly kind: 'public'; readonly key: PublicKey }
+
+const PEM_LABEL = /-----BEGIN ([A-Z0-9 ]+)-----/g
+
+/**
+ * Reads one Ed25519 key from PEM text: PKCS#8 `PRIVATE KEY` or SPKI `PUBLIC KEY`. Encrypted
+ * keys, other algorithms, several keys in one text and small-order public keys are refused
+ * with KEY_INVALID / KEY_SMALL_ORDER naming the problem.
+ */
+export function decodeKeyPem(text: string, source = 'PEM'): PemKey {
+  const labels = [...text.matchAll(PEM_LABEL)].map((m) => m[1]!)
+  if (labels.length === 0) throw new RbqError('KEY_INVALID', `${source}: no PEM block (expected -----BEGIN PRIVATE KEY----- or -----BEGIN PUBLIC KEY-----)`)
+  if (labels.length > 1) throw new RbqError('KEY_INVALID', `${source}: ${labels.length} PEM blocks (${labels.join(', ')}); give one key per file`)
+  const label = labels[0]!
+  if (label === 'ENCRYPTED PRIVATE KEY' || label.startsWith('ENCRYPTED')) {
+    throw new RbqError('KEY_INVALID', `${source}: the key is encrypted (${label}); decrypt it first, e.g. openssl pkey -in FILE -out plain.pem`)
+  }
+  if (label !== 'PRIVATE KEY' && label !== 'PUBLIC KEY') {
+    throw new RbqError('KEY_INVALID', `${source}: a "${label}" block; expected PKCS#8 "PRIVATE KEY" or SPKI "PUBLIC KEY" (openssl pkey converts other forms)`)
+  }
+  let ko: KeyObject
+  try {
+    ko = label === 'PRIVATE KEY' ? createPrivateKey({ key: text, format: 'pem' }) : createPublicKey({ key: text, format: 'pem' })
+  } catch (e) {
+    throw new RbqError('KEY_INVALID', `${source}: not a readable ${label === 'PRIVATE KEY' ? 'PKCS#8 private' : 'SPKI public'} key (${(e as Error).message})`, { cause: e })
+  }
+  if (ko.asymmetricKeyType !== 'ed25519') {
+    throw new RbqError('KEY_INVALID', `${source}: an ${ko.asymmetricKeyType ?? 'unknown'} key; rbq signs and verifies with Ed25519 only`)
+  }
+  const jwk = ko.export({ format: 'jwk' })
+  if (label === 'PUBLIC KEY') return { kind: 'public', key: publicKeyFromRaw(fromBase64Url(String(jwk.x), 'publicKey'), `${source}: public key`) }
+  const key = signingKeyFromSeed(fromBase64Url(String(jwk.d), 'privateKey'))
+  return { kind: 'private', key }
+}

@@ -30,10 +30,15 @@ export async function checkSecretFileMode(path: string, what: string): Promise<v
 
 /** Writes a new secret file with mode 0600; never overwrites. */
 export async function writeSecretFile(path: string, contents: string, what: string): Promise<void> {
-  await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  await writeNewFile(path, contents, what, 0o600)
+}
+
+/** Writes a new file with `mode` (0600 for secrets, 0644 for public keys); never overwrites. */
+export async function writeNewFile(path: string, contents: string, what: string, mode: number): Promise<void> {
+  await fs.mkdir(dirname(path), { recursive: true, mode: (mode & 0o077) === 0 ? 0o700 : 0o755 })
   let handle
   try {
-    handle = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+    handle = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode)
   } catch (e) {
     throw ioError(e, path, what)
   }
@@ -79,7 +84,11 @@ export async function loadKey(path: string): Promise<SigningKey> {
 }
 
 export async function createKey(path: string): Promise<SigningKey> {
-  const key = generateSigningKey()
+  return saveKey(path, generateSigningKey())
+}
+
+/** Writes `key` as a new key file (mode 0600); never overwrites. */
+export async function saveKey(path: string, key: SigningKey): Promise<SigningKey> {
   await writeSecretFile(path, encodeKeyFile(key), 'key file')
   return key
 }
