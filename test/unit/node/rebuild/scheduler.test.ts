@@ -288,6 +288,25 @@ describe('RebuildScheduler', () => {
     expect(runner.calls.map((c) => c.job.purl)).toEqual([purl('r'), purl('a'), purl('b'), purl('c')])
   })
 
+  it('runs requests, then new uploads, then demand, then the rest; a queued feed job asked for by demand moves up', async () => {
+    const runner = new ScriptedRunner()
+    const { s } = scheduler(runner.run)
+    await s.enqueue(purl('f1'), debianTarget('f1'))
+    await s.enqueue(purl('f2'), debianTarget('f2'))
+    await s.enqueue(purl('d'), debianTarget('d'), { reason: 'demand' })
+    await s.enqueue(purl('u'), debianTarget('u'), { reason: 'upload' })
+    await s.enqueue(purl('r'), debianTarget('r'), { reason: 'request', force: true })
+    expect(await s.enqueue(purl('f2'), debianTarget('f2'), { reason: 'demand' })).toBe('already-queued')
+    expect(s.queuedFor('demand')).toBe(2)
+    await s.start()
+    for (let i = 1; i <= 5; i++) {
+      await until(() => runner.calls.length === i, `job ${i}`)
+      runner.last().settle(done())
+    }
+    // f2 and d are both demand now: the older first.
+    expect(runner.calls.map((c) => c.job.purl)).toEqual([purl('r'), purl('u'), purl('f2'), purl('d'), purl('f1')])
+  })
+
   it('a forced request makes a job waiting on its backoff due now', async () => {
     const runner = new ScriptedRunner()
     const { s, events } = scheduler(runner.run)
