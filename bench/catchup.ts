@@ -3,14 +3,15 @@
  * whose store was pre-filled through the Store API. Both nodes run in this process on loopback;
  * the catching-up node verifies every frame in its worker pool (one worker per core).
  *
- *   npm run build && node dist/bench/catchup.js [frames=100000] [keys=100]
+ *   npm run build && node dist/bench/catchup.js [frames=100000] [keys=100] [--quick] [--json FILE]
  *
- * Printed with, from the same run:
- *   - the raw store-read rate of the same frames (reading them back the way the responder does,
- *     by key and seq in pages of 512), and the ratio catch-up / raw read;
- *   - the rate of the same frames submitted straight into a fresh node's ingest pipeline (no
- *     network), and the ratio catch-up / direct ingest: what sync itself costs on top of
- *     verifying and storing.
+ * Rows, from the same run:
+ *   catchup           frames/s landed by the fresh node        goal ≥ 0.8 × raw-verify-all
+ *   raw-verify-all    raw node:crypto verify of the same frames on all cores (verify-lib.ts)
+ *   direct-ingest     the same frames submitted straight into a fresh node's pipeline (no
+ *                     network): what sync itself costs on top of verifying and storing
+ *   raw-read          reading them back the way the responder does (by key and seq, pages of 512)
+ *   catchup-rss-max   peak RSS of this process (both nodes) during catch-up
  */
 import '../node/polyfills.js'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -20,9 +21,12 @@ import { generateSigningKey, type SigningKey, type VerifiedFrame } from '../prot
 import { Store } from '../node/db/store.js'
 import { SYNC_MAX_BATCH_FRAMES } from '../protocol/sync.js'
 import { benchAttestation, connect, startBenchNode, waitUntil } from './network-lib.js'
+import { BenchReport, benchFlags, numberArg } from './report.js'
+import { CORES, rawInputs, rawVerifyAllCores } from './verify-lib.js'
 
-const FRAMES = Number(process.argv[2] ?? 100_000)
-const KEYS = Number(process.argv[3] ?? 100)
+const flags = benchFlags('catchup')
+const FRAMES = numberArg(flags, 'frames', 0, 100_000, 5_000)
+const KEYS = numberArg(flags, 'keys', 1, 100, 20)
 
 async function prefill(dbDir: string, keys: SigningKey[]): Promise<void> {
   const store = await Store.open(dbDir)
@@ -78,6 +82,7 @@ async function directIngestRate(frames: Uint8Array[]): Promise<number> {
 
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'rbq-catchup-'))
+  const report = new BenchReport('catchup', flags, { frames: FRAMES, keys: KEYS, cores: CORES })
   try {
     const keys = Array.from({ length: KEYS }, () => generateSigningKey())
     const sourceDir = join(root, 'source')
@@ -85,26 +90,41 @@ async function main(): Promise<void> {
     await prefill(join(sourceDir, 'db'), keys)
     console.log(`prefilled ${FRAMES} frames (${KEYS} keys) in ${((performance.now() - t) / 1000).toFixed(1)} s`)
     const read = await rawRead(join(sourceDir, 'db'), keys)
+    const rawAll = await rawVerifyAllCores(rawInputs(read.frames), KEYS)
     const ingestRate = await directIngestRate(read.frames)
 
     const source = await startBenchNode({}, sourceDir)
     const fresh = await startBenchNode()
+    let rssMax = 0
+    const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage.rss())), 100)
     try {
       t = performance.now()
       await connect(fresh.node, source.node)
-      await waitUntil(async () => (await fresh.node.store.count()) >= FRAMES, 600_000, 'catch-up')
+      await waitUntil(async () => (await fresh.node.store.count()) >= FRAMES, 1_800_000, 'catch-up')
       const seconds = (performance.now() - t) / 1000
-      const rate = FRAMES / seconds
-      console.log(`catch-up: ${FRAMES} frames in ${seconds.toFixed(1)} s = ${Math.round(rate)} frames/s (verify workers: ${fresh.node.pipeline.workers})`)
-      console.log(`raw store read (same frames, pages of ${SYNC_MAX_BATCH_FRAMES}): ${Math.round(read.rate)} frames/s; ratio catch-up / raw read: ${(rate / read.rate).toFixed(3)}`)
-      console.log(`direct ingest (same frames, no network): ${Math.round(ingestRate)} frames/s; ratio catch-up / direct ingest: ${(rate / ingestRate).toFixed(2)}`)
+      report.add({ id: 'raw-verify-all', what: `raw verify of the same frames, ${CORES} worker threads`, value: rawAll.rate, unit: 'frames/s' })
+      const c = report.add({
+        id: 'catchup',
+        what: `catch-up through ${'/rbq/sync/1.0.0'}, landed (verify workers: ${fresh.node.pipeline.workers})`,
+        value: FRAMES / seconds,
+        unit: 'frames/s',
+        detail: { seconds },
+        baseline: 'raw-verify-all',
+        goal: '≥ 0.8×'
+      })
+      c.met = (c.ratio ?? 0) >= 0.8
+      report.add({ id: 'direct-ingest', what: 'the same frames into a fresh pipeline, no network', value: ingestRate, unit: 'frames/s', baseline: 'raw-verify-all' })
+      report.add({ id: 'raw-read', what: `store read by key and seq, pages of ${SYNC_MAX_BATCH_FRAMES}`, value: read.rate, unit: 'frames/s' })
+      report.add({ id: 'catchup-rss-max', what: 'peak RSS of this process (both nodes) during catch-up', value: Math.max(rssMax, process.memoryUsage.rss()) / 2 ** 20, unit: 'MiB' })
     } finally {
+      clearInterval(sampler)
       await fresh.stop()
       await source.stop()
     }
   } finally {
     await rm(root, { recursive: true, force: true })
   }
+  report.finish()
 }
 
 await main()
