@@ -17,9 +17,10 @@
  * BUILD_TIMEOUT; an external abort rethrows the signal's reason. A package that does not build
  * is an outcome, `failed`, with `failure.transient = false`.
  */
+import { createHash } from 'node:crypto'
 import type { WriteStream } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { chown, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { chown, copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { PackageURL } from 'packageurl-js'
 import { RbqError } from '../../../protocol/errors.js'
@@ -491,12 +492,21 @@ async function installBuildDepsWarm(job: Job, base: BaseRoot, deps: string[], ap
     ]
   }
   const how = { network: true, asRoot: true, env: APT_ENV, ...shared }
-  const update = (await aptListsCurrent(job, base)) ? '' : `${apt} update >&2 && `
-  const simulate = `{ [ $# -eq 0 ] || ${apt} -s satisfy "$@"; }`
-  const sim = await step(job, 'buildroot', 'apt-get -s satisfy (plan)', ['/bin/sh', '-c', `${update}${simulate}`, 'sh', ...deps], how)
-  if (sim.code !== 0) return aptClassify(sim.stderr)
+  const lists = await aptListsCurrent(job, base)
   const sources = releaseSourcesList(job)
-  let layer = await useLayer(base, layerKey(aptPlan(sim.stdout.toString('utf8')), sources))
+  const simulate = `{ [ $# -eq 0 ] || ${apt} -s satisfy "$@"; }`
+  // apt's plan is a function of the lists, the base and the deps: remembered per lists digest.
+  const planMemo = lists === undefined ? undefined : join(base.dir, 'plans', createHash('sha256').update(JSON.stringify([lists, sources, deps])).digest('hex'))
+  const memoKey = planMemo === undefined ? undefined : (await readFile(planMemo, 'utf8').catch(() => '')).trim()
+  let layer = memoKey === undefined || memoKey === '' ? undefined : await useLayer(base, memoKey)
+  if (layer === undefined) {
+    const update = lists !== undefined ? '' : `${apt} update >&2 && `
+    const sim = await step(job, 'buildroot', 'apt-get -s satisfy (plan)', ['/bin/sh', '-c', `${update}${simulate}`, 'sh', ...deps], how)
+    if (sim.code !== 0) return aptClassify(sim.stderr)
+    const key = layerKey(aptPlan(sim.stdout.toString('utf8')), sources)
+    layer = await useLayer(base, key)
+    if (layer !== undefined && planMemo !== undefined) await rememberPlan(planMemo, key)
+  }
   const own = job.depsLayer as { dir: string; upper: string; work: string }
   if (layer === undefined) {
     // The plan is read again under the same lock as the install: it is what was installed.
@@ -506,6 +516,7 @@ async function installBuildDepsWarm(job: Job, base: BaseRoot, deps: string[], ap
     const plan = aptPlan(r.stdout.toString('utf8').split('#rbq-install')[0] ?? '')
     const key = layerKey(plan, sources)
     await storeLayer(base, own, key, plan)
+    if (planMemo !== undefined) await rememberPlan(planMemo, key)
     job.log.write(`### rbq: dependency layer ${key} stored (${plan.length} apt actions)\n`)
     layer = await useLayer(base, key)
     if (layer === undefined) throw new RbqError('BUILDER_UNAVAILABLE', `dependency layer ${key} vanished right after it was stored`)
@@ -523,17 +534,27 @@ async function installBuildDepsWarm(job: Job, base: BaseRoot, deps: string[], ap
 }
 
 /**
- * Whether apt's shared lists hold exactly the InRelease files this archive view verified (then
- * `apt-get update` would change nothing the build deps resolve against, and is skipped).
+ * When apt's shared lists hold exactly the InRelease files this archive view verified (then
+ * `apt-get update` would change nothing the build deps resolve against, and is skipped): a
+ * digest of those files; else undefined.
  */
-async function aptListsCurrent(job: Job, base: BaseRoot): Promise<boolean> {
+async function aptListsCurrent(job: Job, base: BaseRoot): Promise<string | undefined> {
+  const h = createHash('sha256')
   for (const s of job.archive.suites) {
     const ours = await readFile(join(job.opts.cacheDir, 'archive', archiveKey(s.location), 'InRelease')).catch(() => undefined)
     const name = `${s.location.mirror.replace(/^[a-z]+:\/\//, '').replace(/\//g, '_')}_dists_${s.location.suite}_InRelease`
     const theirs = await readFile(join(base.aptLists, name)).catch(() => undefined)
-    if (ours === undefined || theirs === undefined || !ours.equals(theirs)) return false
+    if (ours === undefined || theirs === undefined || !ours.equals(theirs)) return undefined
+    h.update(ours)
   }
-  return true
+  return h.digest('hex')
+}
+
+async function rememberPlan(path: string, key: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true })
+  const tmp = `${path}.part-${process.pid}`
+  await writeFile(tmp, `${key}\n`)
+  await rename(tmp, path)
 }
 
 /**
