@@ -257,3 +257,26 @@ describe('demand: other nodes\' rebuild requests (issue 10 item 2)', () => {
     expect(await attestations()).toEqual([])
   })
 })
+
+describe('[rebuild.debian] follow = "auto" (issue 10 item 1)', () => {
+  it('with no sources and no recipes: the whole archive where Debian builds run (rbq doctor), else nothing, and the log says why', async () => {
+    const { debianDoctor } = await import('../../../../node/rebuild/debian/doctor.js')
+    const { sharedDebianCache } = await import('../../../utils/debian-cache.js')
+    const cacheDir = (await sharedDebianCache()).cacheDir
+    const lines: { msg: string; share?: number; feed?: string; entries?: number; sampled?: number }[] = []
+    const logger = createLogger({ level: 'info', destination: { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string }) } })
+    // share 0: the archive is read and sampled, nothing is queued (no builds in this test).
+    const p = await startRebuild({ share: 0, debian: { cache_dir: cacheDir } }, logger)
+    await p.pollFeeds()
+    const polled = lines.find((l) => l.msg === 'rebuild feed polled' && l.feed === 'debian')
+    if ((await debianDoctor()).ready) {
+      expect(lines).toContainEqual(expect.objectContaining({ msg: expect.stringContaining('following the whole Debian archive'), share: 0 }))
+      expect(polled?.entries).toBeGreaterThan(30_000)
+    } else {
+      expect(lines).toContainEqual(expect.objectContaining({ msg: expect.stringContaining('not following the Debian archive') }))
+      expect(polled?.entries).toBe(0)
+    }
+    expect(polled?.sampled).toBe(0)
+    expect(p.scheduler.queued()).toEqual([])
+  }, 300_000)
+})
