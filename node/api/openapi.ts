@@ -54,7 +54,9 @@ export function openApiDocument(routes: readonly ApiRoute[], info: { version: st
       for (const media of r.raw === undefined ? [MEDIA_JSON] : Object.keys(r.raw)) content[media] = { schema: plain(r.schema.body) }
       op.requestBody = { required: true, content }
     }
-    if (r.auth === true) op.security = [{ bearer: [] }]
+    // Every operation says what it needs: the token, or explicitly nothing (`[]`), so linters
+    // and generated clients do not guess.
+    op.security = r.auth === true ? [{ bearer: [] }] : []
     ;(paths[path] ??= {})[r.method.toLowerCase()] = op
   }
   return {

@@ -418,7 +418,8 @@ describe('/metrics, /openapi.json, unknown routes', () => {
     for (const r of h.server.routeList) {
       const op = doc.paths[r.url.replace(/:(\w+)/g, '{$1}')]?.[r.method.toLowerCase()]
       expect(op, `${r.method} ${r.url}`).toBeDefined()
-      expect(op!.security !== undefined).toBe(r.auth === true)
+      // Every operation declares its security: the bearer token, or explicitly none.
+      expect(op!.security, `${r.method} ${r.url}`).toEqual(r.auth === true ? [{ bearer: [] }] : [])
     }
     expect(doc.paths['/v1/verdict']!.get!.parameters.map((p) => p.name)).toEqual(['sha256', 'package', 'artifact', 'evidence'])
   })
