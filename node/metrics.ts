@@ -7,7 +7,14 @@
  * Label values must come from closed sets (error codes, sources, statuses), never from peer
  * input, or a peer could grow the registry without bound.
  *
- * libp2p's own metrics: pass `metrics.registry` to `prometheusMetrics({ registry })`.
+ * libp2p's own metrics: pass `metrics.registry` to `prometheusMetrics({ registry })`, wrapped in
+ * `gaugesWithoutTotalSuffix` (see there).
+ *
+ * Process metrics (CPU, memory, file descriptors, event loop, GC) keep prom-client's standard
+ * names, `process_*` and `nodejs_*`, which stock Node.js/Prometheus dashboards query; they do not
+ * clash with libp2p's `nodejs_memory_*` / `nodejs_fs_*` (libp2p's own default metrics are off).
+ * prom-client's `nodejs_active_{handles,requests,resources}_total` are gauges despite the suffix;
+ * they keep the upstream names those dashboards use.
  */
 import {
   Counter,
@@ -20,11 +27,12 @@ import {
   type HistogramConfiguration,
   type Metric
 } from 'prom-client'
+import type { Metrics as Libp2pMetrics } from '@libp2p/interface'
 
 export const METRIC_PREFIX = 'rbq_'
 
 export interface MetricsInit {
-  /** Also export process metrics (CPU, memory, event-loop lag, GC) as `rbq_process_*` etc. Default false. */
+  /** Also export process metrics (CPU, memory, event-loop lag, GC) as `process_*` / `nodejs_*`. Default false. */
   defaultMetrics?: boolean
   /** Labels added to every series, e.g. `{ node: 'a' }` when several nodes share a scrape. */
   labels?: Record<string, string>
@@ -38,7 +46,7 @@ export class Metrics {
   constructor(init: MetricsInit = {}) {
     this.registry = new Registry()
     if (init.labels !== undefined) this.registry.setDefaultLabels(init.labels)
-    if (init.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX })
+    if (init.defaultMetrics === true) collectDefaultMetrics({ register: this.registry })
   }
 
   counter<L extends string>(config: Config<CounterConfiguration<L>>): Counter<L> {
@@ -72,5 +80,30 @@ export class Metrics {
     if (existing === undefined) return create()
     if (!(existing instanceof type)) throw new Error(`metric "${name}" is already registered with another type`)
     return existing
+  }
+}
+
+/** A gauge's exported name: Prometheus reserves `_total` for counters. */
+export function gaugeName(name: string): string {
+  return name.endsWith('_total') ? name.slice(0, -'_total'.length) : name
+}
+
+/**
+ * libp2p registers some gauges (`registerMetric`, `registerMetricGroup`) under names ending in
+ * `_total` (`libp2p_tcp_inbound_connections_total` counts open connections), which Prometheus
+ * tooling takes for counters. They are exported without the suffix, e.g.
+ * `libp2p_tcp_inbound_connections`; libp2p's counters keep their names.
+ */
+export function gaugesWithoutTotalSuffix<C>(factory: (components: C) => Libp2pMetrics): (components: C) => Libp2pMetrics {
+  return (components) => {
+    const inner = factory(components)
+    return new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'registerMetric') return ((name, opts) => target.registerMetric(gaugeName(name), opts)) satisfies Libp2pMetrics['registerMetric']
+        if (prop === 'registerMetricGroup') return ((name, opts) => target.registerMetricGroup(gaugeName(name), opts)) satisfies Libp2pMetrics['registerMetricGroup']
+        const value: unknown = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      }
+    })
   }
 }

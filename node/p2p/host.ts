@@ -28,6 +28,7 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
 import { MAX_FRAME_BYTES, TOPIC_REBUILD_REQUESTS, TOPICS } from '../../protocol/index.js'
+import { gaugesWithoutTotalSuffix } from '../metrics.js'
 import { VERSION } from '../version.js'
 import { GOSSIP_SCORE_PARAMS, GOSSIP_SCORE_THRESHOLDS } from './gossip-score.js'
 
@@ -70,7 +71,7 @@ export async function createHost(init: HostInit): Promise<Host> {
     ...(init.connectionGater === undefined ? {} : { connectionGater: init.connectionGater }),
     ...(init.metricsRegistry === undefined
       ? {}
-      : { metrics: prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }) }),
+      : { metrics: gaugesWithoutTotalSuffix(prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true })) }),
     services: {
       identify: identify(),
       ping: ping(),

@@ -54,6 +54,9 @@ describe('API on a network of two nodes', () => {
     const metrics = await clientA.metrics()
     expect(metrics).toMatch(/^# TYPE libp2p_\w+/m)
     expect(metrics).toContain('rbq_api_requests_total')
+    // `_total` is for counters: libp2p's gauges are exported without it.
+    expect([...metrics.matchAll(/^# TYPE (\S+_total) (?!counter)\S+$/gm)].map((m) => m[1])).toEqual([])
+    expect(metrics).toMatch(/^# TYPE libp2p_tcp_inbound_connections gauge$/m)
   })
 
   it('an attestation submitted to A reaches B by gossip, and B reports the verdict change of its watched artifact', async () => {

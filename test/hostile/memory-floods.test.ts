@@ -159,7 +159,7 @@ const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+
 /** The node's own view of its memory (prom-client's process metrics): where RSS goes. */
 async function heapOf(): Promise<string> {
   const m = await metricsOf()
-  return `heap ${mib(metric(m, 'rbq_nodejs_heap_size_used_bytes'))} used of ${mib(metric(m, 'rbq_nodejs_heap_size_total_bytes'))}, external ${mib(metric(m, 'rbq_nodejs_external_memory_bytes'))}`
+  return `heap ${mib(metric(m, 'nodejs_heap_size_used_bytes'))} used of ${mib(metric(m, 'nodejs_heap_size_total_bytes'))}, external ${mib(metric(m, 'nodejs_external_memory_bytes'))}`
 }
 
 describe('memory after floods', () => {
