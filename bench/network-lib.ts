@@ -15,10 +15,14 @@ export interface BenchNode {
   stop: () => Promise<void>
 }
 
-/** A node on 127.0.0.1 with a temp data dir (or `dir`), silent unless `log.level` is given, periodic sync off unless asked, no HTTP API. */
+/**
+ * A node on 127.0.0.1 with a temp data dir (or `dir`), silent unless `log.level` is given,
+ * periodic sync off unless asked, no HTTP API, no rebuilds (their feeds read the Debian archive:
+ * not what these benches measure).
+ */
 export async function startBenchNode(toml: Record<string, Record<string, unknown>> = {}, dir?: string): Promise<BenchNode> {
   const dataDir = dir ?? (await mkdtemp(join(tmpdir(), 'rbq-bench-')))
-  const base: Record<string, Record<string, unknown>> = { log: { level: 'silent' }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] }, sync: { interval_seconds: 3600 }, api: { enabled: false } }
+  const base: Record<string, Record<string, unknown>> = { log: { level: 'silent' }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] }, sync: { interval_seconds: 3600 }, api: { enabled: false }, rebuild: { enabled: false } }
   for (const [k, v] of Object.entries(toml)) base[k] = { ...base[k], ...v }
   const config = configFromToml({ toml: base, dataDir })
   const node = await RbqNode.start({ config, logger: createLogger({ level: config.log.level }), metrics: new Metrics() })
