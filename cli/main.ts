@@ -8,8 +8,10 @@
 import '../node/polyfills.js'
 import { Command, CommanderError } from 'commander'
 import { VERSION } from '../node/version.js'
+import { RbqError } from '../protocol/errors.js'
 import { registerAptHook } from './commands/apt-hook.js'
 import { registerAttest } from './commands/attest.js'
+import { registerBuildHelper } from './commands/build-helper.js'
 import { registerDb } from './commands/db.js'
 import { registerDelegate } from './commands/delegate.js'
 import { registerDoctor } from './commands/doctor.js'
@@ -30,7 +32,13 @@ import { registerTrust } from './commands/trust.js'
 import { registerVerdict } from './commands/verdict.js'
 import { registerVerify } from './commands/verify.js'
 import { registerWatch } from './commands/watch.js'
-import { EXIT_USAGE, printError } from './exit.js'
+import { EXIT_USAGE, printError, type ErrorFormat } from './exit.js'
+
+/**
+ * `--json` errors (cli/exit.ts ErrorFormat): guessed from the arguments for errors while parsing
+ * them, then set from the verb's own parsed --json option before it runs.
+ */
+let errorFormat: ErrorFormat = 'text'
 
 export function buildProgram(): Command {
   const program = new Command('rbq')
@@ -43,6 +51,14 @@ export function buildProgram(): Command {
     // Program options are read only before the verb, so a verb's own `--version N` (rbq delegate)
     // is not taken for rbq's version flag.
     .enablePositionalOptions()
+    // Inherited by every verb: with --json, commander's own usage errors become JSON too (main).
+    .configureOutput({
+      outputError: (text, write) => (errorFormat === 'json' ? undefined : write(text)),
+      writeErr: (text) => (errorFormat === 'json' ? undefined : process.stderr.write(text))
+    })
+    .hook('preAction', (_program, verb) => {
+      errorFormat = verb.opts().json === true ? 'json' : 'text'
+    })
   // Running a node
   registerInit(program)
   registerNode(program)
@@ -63,6 +79,7 @@ export function buildProgram(): Command {
   registerRebuild(program)
   registerRebuildRequest(program)
   registerDoctor(program)
+  registerBuildHelper(program)
   registerAttest(program)
   // Offline tools
   registerKey(program)
@@ -84,15 +101,20 @@ function pointToHelp(cmd: Command, path: string): void {
 }
 
 async function main(argv: string[]): Promise<number> {
+  const args = argv.slice(2)
+  const end = args.indexOf('--')
+  errorFormat = (end === -1 ? args : args.slice(0, end)).includes('--json') ? 'json' : 'text'
   try {
     await buildProgram().parseAsync(argv)
     return process.exitCode === undefined ? 0 : Number(process.exitCode)
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and version exit 0; anything else commander rejects is a usage error
-      return e.exitCode === 0 ? 0 : EXIT_USAGE
+      if (e.exitCode === 0) return 0
+      if (errorFormat === 'json') printError(new RbqError('USAGE', e.message.replace(/^error: /, '')), 'json')
+      return EXIT_USAGE
     }
-    return printError(e)
+    return printError(e, errorFormat)
   }
 }
 
@@ -104,7 +126,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 // Whatever escapes (a library failing in the background) ends with one line, never a stack trace.
 for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
   process.on(event, (e: unknown) => {
-    process.exitCode = printError(e)
+    process.exitCode = printError(e, errorFormat)
     process.exit()
   })
 }

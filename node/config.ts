@@ -3,8 +3,12 @@
  * Unknown keys and wrong values are CONFIG_INVALID errors naming the field, so a typo never
  * silently falls back to a default. DEFAULT_CONFIG_TOML documents every option (README).
  *
- * File: `--config FILE`, else `<data dir>/config.toml` if present, else none (defaults).
- * Data dir precedence: `--data DIR` > `data_dir` in `--config FILE` > defaultDataDir() (node/paths.ts).
+ * File (one file is read, never merged): `--config FILE` > `$RBQ_CONFIG` > the system config
+ * file (systemConfigFile: /etc/rbq/config.toml as root or under systemd's ConfigurationDirectory=,
+ * else $XDG_CONFIG_HOME/rbq/config.toml) when it exists > `<data dir>/config.toml` when it exists
+ * (data dirs made before /etc/rbq keep working) > none (defaults). A data-dir config.toml passed
+ * over is reported (`ignoredConfigFiles`), so it never silently stops counting.
+ * Data dir precedence: `--data DIR` > `data_dir` in the file > defaultDataDir() (node/paths.ts).
  * Relative paths in the file are relative to the file's directory.
  */
 import { isIP } from 'node:net'
@@ -20,9 +24,9 @@ import { expandPath, TableReader } from './config-reader.js'
 import { readFileBounded } from './files.js'
 import { DEFAULT_QUOTA_LIMITS, DEFAULT_STRANGER_BUDGET } from './ingest/quota.js'
 import { DEFAULT_API_LIMITS_TOML, readApiLimits, type ApiLimits } from './api/limits.js'
-import { LOG_LEVELS, type LogLevel } from './logger.js'
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js'
 import { DEFAULT_ADDRESS_BAN_EXEMPT } from './p2p/peer-penalties.js'
-import { defaultDataDir } from './paths.js'
+import { defaultDataDir, systemConfigFile } from './paths.js'
 import { DEFAULT_REBUILD_CONFIG_TOML, readRebuildConfig, type RebuildConfig } from './rebuild/config.js'
 
 /**
@@ -94,7 +98,9 @@ export interface NodeConfig {
   dataDir: string
   /** The file this config was read from; undefined for the built-in defaults. */
   configFile?: string
-  log: { level: LogLevel }
+  /** Config files that exist but were passed over for `configFile` (a data dir's, under /etc/rbq's). */
+  ignoredConfigFiles?: string[]
+  log: { level: LogLevel; format: LogFormat }
   p2p: P2PConfig
   sync: SyncConfig
   ingest: IngestConfig
@@ -107,15 +113,18 @@ export interface NodeConfig {
  * (test/unit/node/config.test.ts checks it), so the README can quote it verbatim.
  */
 export const DEFAULT_CONFIG_TOML = `# rbq node configuration. Every option is shown with its default.
-# Read from \`rbq node start --config FILE\`, else from <data_dir>/config.toml when it exists.
+# Read from \`rbq node start --config FILE\`, else $RBQ_CONFIG, else /etc/rbq/config.toml (as root;
+# $XDG_CONFIG_HOME/rbq/config.toml otherwise), else <data_dir>/config.toml, whichever exists first.
 
 # Data directory (LevelDB store, signing.key, peer.key, signing.key.seq).
 # Default: $RBQ_DATA_DIR, else /var/lib/rbq when run as root, else $XDG_DATA_HOME/rbq or ~/.local/share/rbq.
 # data_dir = "/var/lib/rbq"
 
 [log]
-# fatal | error | warn | info | debug | trace | silent. Logs are JSON lines on stderr.
+# fatal | error | warn | info | debug | trace | silent. Logs go to stderr.
 level = "info"
+# "auto": readable lines on a terminal, JSON lines otherwise (journald, files); "json" | "text".
+format = "auto"
 
 [p2p]
 # Listen on every IPv4 interface so peers can reach this node; only libp2p (Noise-encrypted,
@@ -237,7 +246,7 @@ export function configFromToml(source: ConfigSource = {}): NodeConfig {
   const dataDir = source.dataDir ?? (fileDataDir === undefined ? defaultDataDir(source.env) : expandPath(fileDataDir, baseDir))
 
   const log = root.section('log')
-  const logConfig = { level: log.oneOf('level', LOG_LEVELS, 'info') }
+  const logConfig = { level: log.oneOf('level', LOG_LEVELS, 'info'), format: log.oneOf('format', LOG_FORMATS, 'auto') }
   log.done()
 
   const p2p = root.section('p2p')
@@ -312,20 +321,25 @@ const MAX_CONFIG_BYTES = 256 * 1024
 export const DATA_DIR_CONFIG_FILE = 'config.toml'
 
 /**
- * Loads `file` when given; else `<data dir>/config.toml` when it exists (the data dir being
- * `dataDir` or the default, and it stays the data dir); else the embedded defaults.
- * `dataDir` is `--data`.
+ * Finds and loads the config file (precedence in the module comment), else the embedded
+ * defaults. `file` is `--config`, `dataDir` is `--data` (it stays the data dir).
  */
 export async function loadConfig(options: { file?: string; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<NodeConfig> {
-  const env = options.env ? { env: options.env } : {}
+  const envOption = options.env ? { env: options.env } : {}
+  const env = options.env ?? process.env
   let dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir)
-  let path = options.file === undefined ? undefined : resolve(options.file)
+  let path = options.file ?? (env.RBQ_CONFIG ? env.RBQ_CONFIG : undefined)
+  path = path === undefined ? undefined : resolve(path)
+  const dataDirFile = join(dataDir ?? resolve(defaultDataDir(options.env)), DATA_DIR_CONFIG_FILE)
   if (path === undefined) {
-    dataDir ??= resolve(defaultDataDir(options.env))
-    const candidate = join(dataDir, DATA_DIR_CONFIG_FILE)
-    if (!(await fileExists(candidate))) return configFromToml({ dataDir, ...env })
-    path = candidate
+    const system = systemConfigFile(env)
+    if (await fileExists(system)) path = system
+    else if (await fileExists(dataDirFile)) {
+      path = dataDirFile
+      dataDir ??= dirname(dataDirFile)
+    } else return configFromToml({ dataDir: dataDir ?? dirname(dataDirFile), ...envOption })
   }
+  const ignored = options.file === undefined && path !== dataDirFile && (await fileExists(dataDirFile)) ? { ignoredConfigFiles: [dataDirFile] } : {}
   const bytes = await readFileBounded(path, MAX_CONFIG_BYTES, 'config file')
   let text: string
   try {
@@ -334,7 +348,7 @@ export async function loadConfig(options: { file?: string; dataDir?: string; env
     throw new RbqError('CONFIG_INVALID', `config ${path}: not valid UTF-8`)
   }
   try {
-    return { ...parseConfigText(text, { name: path, baseDir: dirname(path), ...(dataDir === undefined ? {} : { dataDir }), ...env }), configFile: path }
+    return { ...parseConfigText(text, { name: path, baseDir: dirname(path), ...(dataDir === undefined ? {} : { dataDir }), ...envOption }), configFile: path, ...ignored }
   } catch (e) {
     // Name the file too: which config was read is not obvious (--config, data dir, defaults).
     if (e instanceof RbqError && e.field !== undefined) throw new RbqError(e.code, `${path}: ${e.message}`, { field: e.field, cause: e })

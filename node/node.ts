@@ -75,7 +75,7 @@ export class RbqNode {
   /** Opens and starts everything; on failure, stops what had started and rethrows. */
   static async start(init: NodeInit): Promise<RbqNode> {
     const { config } = init
-    const logger = init.logger ?? createLogger({ level: config.log.level })
+    const logger = init.logger ?? createLogger({ level: config.log.level, format: config.log.format })
     const metrics = init.metrics ?? new Metrics({ defaultMetrics: true })
     const paths = dataDirLayout(config.dataDir)
     const started: Started[] = []

@@ -2,6 +2,9 @@
  * Default locations. The data dir holds the LevelDB store, keys and the API token:
  *   $RBQ_DATA_DIR, else /var/lib/rbq for root (system service), else
  *   $XDG_DATA_HOME/rbq or ~/.local/share/rbq.
+ * The system config file (node/config.ts has the precedence): $CONFIGURATION_DIRECTORY (set by
+ * systemd's ConfigurationDirectory=rbq, i.e. /etc/rbq) or /etc/rbq for root, else
+ * $XDG_CONFIG_HOME/rbq or ~/.config/rbq; the file is config.toml there.
  */
 import { homedir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +16,18 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (isRoot()) return '/var/lib/rbq'
   const xdg = env.XDG_DATA_HOME
   return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.local', 'share'), 'rbq')
+}
+
+export function systemConfigDir(env: NodeJS.ProcessEnv = process.env): string {
+  const systemd = env.CONFIGURATION_DIRECTORY?.split(':')[0]
+  if (systemd) return systemd
+  if (isRoot()) return '/etc/rbq'
+  const xdg = env.XDG_CONFIG_HOME
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.config'), 'rbq')
+}
+
+export function systemConfigFile(env: NodeJS.ProcessEnv = process.env): string {
+  return join(systemConfigDir(env), 'config.toml')
 }
 
 /**

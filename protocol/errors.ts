@@ -59,7 +59,8 @@ export const ERROR_CODES = [
   'URI_TOO_LONG', // request target over the limit
   'HEADERS_TOO_LARGE', // request headers over the limit
   'HTTP_MALFORMED', // not parseable as HTTP/1.1
-  'HOOK_INPUT_INVALID' // apt hook: stdin not in the Pre-Install-Pkgs protocol announced
+  'HOOK_INPUT_INVALID', // apt hook: stdin not in the Pre-Install-Pkgs protocol announced
+  'HELPER_REQUEST_INVALID' // build helper socket: a request outside its strict protocol (node/build-helper)
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

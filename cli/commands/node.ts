@@ -3,10 +3,8 @@
  * stops it cleanly (reverse start order, store flushed). Prints nothing on stdout; structured
  * logs go to stderr. A second signal during shutdown ends the process at once (default action).
  */
-import { existsSync } from 'node:fs'
-import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { DATA_DIR_CONFIG_FILE, loadConfig } from '../../node/config.js'
+import { loadConfig } from '../../node/config.js'
 import { createLogger } from '../../node/logger.js'
 import type { RbqNode } from '../../node/node.js'
 import { dataDirHelp } from '../options.js'
@@ -35,19 +33,21 @@ export function registerNode(program: Command): void {
 
   node
     .command('start')
-    .description('start the node in the foreground until SIGINT/SIGTERM (logs: JSON lines on stderr)')
-    .option('--config <file>', 'TOML config file (default: <data dir>/config.toml when present, else built-in defaults)')
+    .description('start the node in the foreground until SIGINT/SIGTERM (logs on stderr: readable on a terminal, else JSON lines)')
+    .option('--config <file>', 'TOML config file (default: $RBQ_CONFIG, else /etc/rbq/config.toml as root or ~/.config/rbq/config.toml, else <data dir>/config.toml, when present)')
     .option('--data <dir>', dataDirHelp('data directory (overrides data_dir in --config)'))
     .action(async (opts: { config?: string; data?: string }) => {
       const config = await loadConfig({ ...(opts.config === undefined ? {} : { file: opts.config }), ...(opts.data === undefined ? {} : { dataDir: opts.data }) })
       // Say what is starting before the slow steps (loading libp2p, first-start key creation),
       // so the first line appears at once; 'node started' follows with the addresses.
-      const logger = createLogger({ level: config.log.level })
-      const configFile = opts.config === undefined ? join(config.dataDir, DATA_DIR_CONFIG_FILE) : resolve(opts.config)
+      const logger = createLogger({ level: config.log.level, format: config.log.format })
       logger.info(
-        { version: VERSION, dataDir: config.dataDir, config: existsSync(configFile) ? configFile : 'built-in defaults', listen: config.p2p.listen },
+        { version: VERSION, dataDir: config.dataDir, config: config.configFile ?? 'built-in defaults', listen: config.p2p.listen },
         `starting rbq ${VERSION} with data dir ${config.dataDir}`
       )
+      for (const ignored of config.ignoredConfigFiles ?? []) {
+        logger.warn({ ignored, config: config.configFile }, `${ignored} is not read: ${config.configFile} takes precedence (merge it there, or pass --config ${ignored})`)
+      }
       // Listen before starting, so a signal during a slow start still shuts down cleanly.
       const signal = nextSignal()
       let running: RbqNode

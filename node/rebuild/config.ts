@@ -23,6 +23,8 @@ export interface RebuildConfig {
   /** Directory of *.toml recipes (second feed); undefined = none. */
   recipesDir: string | undefined
   requireNetworkIsolation: boolean
+  /** Unix socket of the privileged build helper (`rbq build-helper`); undefined = build in this process. */
+  buildHelper: string | undefined
   /**
    * Other nodes' rebuild requests (gossip, node/p2p/demand.ts): `feed` honours those for a
    * package a feed of this node follows (sampled or not), `sample` only those its sample
@@ -78,6 +80,9 @@ poll_interval_seconds = 3600
 # recipes_dir = "recipes"
 # Refuse recipe builds where the network cannot be cut off (default: build, and say so in the log).
 require_network_isolation = false
+# Build through the privileged build helper (rbq build-helper, its own systemd unit) at this
+# Unix socket, so the node itself needs no root. Unset: build in this process (root for Debian).
+# build_helper = "/run/rbq/build.sock"
 # Other nodes' rebuild requests (rbq rebuild-request --network): "feed" honours those for a package
 # a feed of this node follows, sampled or not; "sample" only those in its sample; "off" none.
 demand = "feed"
@@ -149,6 +154,7 @@ export function readRebuildConfig(t: TableReader, baseDir: string): RebuildConfi
     pollIntervalSeconds: t.int('poll_interval_seconds', 3600, 1, 7 * 86_400),
     recipesDir: path(t.string('recipes_dir', undefined)),
     requireNetworkIsolation: t.bool('require_network_isolation', false),
+    buildHelper: path(t.string('build_helper', undefined)),
     demand: {
       honour: t.oneOf<DemandRule>('demand', ['feed', 'sample', 'off'], 'feed'),
       maxQueued: t.int('demand_max_queued', 100, 0, 100_000),

@@ -19,12 +19,11 @@ import type { Metrics } from '../metrics.js'
 import { dataDirLayout } from '../paths.js'
 import { publishRebuild, type AttestationPublisher } from './attest.js'
 import type { RebuildConfig } from './config.js'
-import { defaultParallel, rebuildDebian } from './debian/builder.js'
+import { helperBuilder } from '../build-helper/client.js'
+import { localBuilder, type TargetBuilder } from '../build-helper/local-builder.js'
 import { debianDoctor } from './debian/doctor.js'
 import { ARCHIVE_DEFAULT_SHARE, DebianFeed, RecipeDirFeed, type FeedEntry, type RebuildFeed } from './feeds.js'
-import { rebuildRecipe } from './recipe/builder.js'
 import { detectNetworkIsolation } from './recipe/network-isolation.js'
-import { loadRecipe } from './recipe/recipe.js'
 import { RebuildProgress, type ProgressSnapshot } from './progress.js'
 import { loadOrCreateSamplerSeed, Sampler } from './sampler.js'
 import { RebuildScheduler, type Clock, type EnqueueStatus, type FinishedJob, type JobContext, type JobReport, type RebuildJob } from './scheduler.js'
@@ -85,6 +84,8 @@ export class RebuildPipeline {
   private jobCounter = 0
   private readonly running = new Map<string, Running>()
   private readonly progress: RebuildProgress
+  /** In this process, or through the privileged build helper (`[rebuild] build_helper`). */
+  private readonly builder: TargetBuilder
 
   constructor(components: RebuildPipelineComponents, init: RebuildPipelineInit) {
     this.init = init
@@ -92,6 +93,7 @@ export class RebuildPipeline {
     this.logger = components.logger ?? silentLogger()
     this.cacheDir = dataDirLayout(init.dataDir).cache
     this.debianCacheDir = init.debian.cacheDir ?? join(this.cacheDir, 'debian')
+    this.builder = init.buildHelper === undefined ? localBuilder({ cacheDir: this.cacheDir, debianCacheDir: this.debianCacheDir, rebuild: init }) : helperBuilder(init.buildHelper)
     // `follow = "auto"` is settled in start(), once rbq doctor has said whether Debian builds run here.
     this.feeds = init.feeds ?? defaultFeeds(init, init.debian.follow === 'archive' ? 'archive' : 'sources', this.debianCacheDir, this.cacheDir, this.logger)
     this.scheduler = new RebuildScheduler(
@@ -336,33 +338,8 @@ export class RebuildPipeline {
     running.message = e.message
   }
 
-  private async build(job: RebuildJob, dir: string, signal: AbortSignal, onProgress: (e: ProgressEvent) => void): Promise<RebuildResult> {
-    const t = job.target
-    if (t.backend === 'recipe') {
-      const recipe = await loadRecipe(t.recipe)
-      return rebuildRecipe(recipe, {
-        outDir: dir,
-        workRoot: join(this.cacheDir, 'rebuild', 'work'),
-        sourceCacheDir: join(this.cacheDir, 'rebuild', 'sources'),
-        requireNetworkIsolation: this.init.requireNetworkIsolation,
-        signal,
-        onProgress
-      })
-    }
-    return rebuildDebian(
-      { source: t.source, version: t.version },
-      {
-        cacheDir: this.debianCacheDir,
-        outDir: dir,
-        parallel: defaultParallel(this.init.concurrency),
-        signal,
-        timeoutMs: this.init.debianTimeoutMs ?? this.init.jobTimeoutSeconds * 1000,
-        onProgress,
-        faithful: { buildinfoSources: this.init.debian.buildinfoSources, repositories: this.init.debian.exactRepositories },
-        ...(this.init.debian.mirror === undefined ? {} : { mirror: this.init.debian.mirror }),
-        ...(this.init.debian.suite === undefined ? {} : { suite: this.init.debian.suite })
-      }
-    )
+  private build(job: RebuildJob, dir: string, signal: AbortSignal, onProgress: (e: ProgressEvent) => void): Promise<RebuildResult> {
+    return this.builder(job.target, { outDir: dir, signal, onProgress, timeoutMs: this.init.debianTimeoutMs ?? this.init.jobTimeoutSeconds * 1000 })
   }
 
   /** Keeps the log under its digest, dropping the oldest beyond `keepLogs`. */
