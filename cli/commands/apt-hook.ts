@@ -202,7 +202,7 @@ export function registerAptHook(program: Command): void {
       const policy = await readPolicy(settings.policy)
       const client = await nodeClient({ ...(settings.api === undefined ? {} : { api: settings.api }), ...(settings.data === undefined ? {} : { data: settings.data }) })
       const listsDir = aptListsDir(input.config)
-      decision = await judgeDebs(input.debs, (queries) => client.verdicts(queries, policy === undefined ? {} : { policy }), { settings, ...(listsDir === undefined ? {} : { listsDir }) })
+      decision = await judgeDebs(input.debs, (queries) => client.verdicts(queries, { evidence: 'brief', ...(policy === undefined ? {} : { policy }) }), { settings, ...(listsDir === undefined ? {} : { listsDir }) })
     } catch (e) {
       if (e instanceof RbqError && e.code === 'API_UNAVAILABLE') {
         const start = settings?.data === undefined ? 'rbq node start' : `rbq node start --data ${settings.data}`

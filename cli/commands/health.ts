@@ -50,7 +50,7 @@ export function registerHealth(program: Command): void {
       if (policy === undefined && !status.policy.loaded) {
         throw new RbqError('POLICY_INVALID', `the node's policy ${status.policy.file} is not usable: ${status.policy.error ?? 'not loaded'} (add a trusted party: rbq trust add NAME ed25519:…)`)
       }
-      const report = await systemHealth((queries) => client.verdicts(queries, policy === undefined ? {} : { policy }), {
+      const report = await systemHealth((queries) => client.verdicts(queries, { evidence: 'brief', ...(policy === undefined ? {} : { policy }) }), {
         ...(opts.statusFile === undefined ? {} : { statusFile: opts.statusFile }),
         ...(opts.archives === undefined ? {} : { archivesDir: opts.archives }),
         ...(opts.lists === undefined ? {} : { listsDir: opts.lists }),

@@ -20,8 +20,8 @@ import type { HookAction } from './hook-input.js'
 import { describeOrigin, originMatches, originsOfFiles } from './origin.js'
 import { DEFAULT_APT_LISTS } from '../health/packages-index.js'
 
-/** Asks the node for verdicts in one batch (answers in request order). */
-export type VerdictLookup = (queries: VerdictQuery[]) => Promise<VerdictResult[]>
+/** Asks the node for verdicts in one batch (answers in request order); query, status and reason are all the gate reads (the CLI asks `evidence: 'brief'`). */
+export type VerdictLookup = (queries: VerdictQuery[]) => Promise<Pick<VerdictResult, 'query' | 'status' | 'reason'>[]>
 
 export interface GateEntry {
   path: string

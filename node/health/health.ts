@@ -110,7 +110,7 @@ export async function locateDigests(installed: InstalledPackage[], options: Heal
   })
 }
 
-export async function systemHealth(lookup: (queries: VerdictQuery[]) => Promise<VerdictResult[]>, options: HealthOptions = {}): Promise<HealthReport> {
+export async function systemHealth(lookup: (queries: VerdictQuery[]) => Promise<Pick<VerdictResult, 'status' | 'reason'>[]>, options: HealthOptions = {}): Promise<HealthReport> {
   const progress = options.onProgress ?? (() => {})
   const status = await readDpkgStatus(options.statusFile)
   progress(`${status.installed.length} installed packages`)
