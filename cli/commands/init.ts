@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs'
 import { realpathSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import type { PublicKey } from '../../protocol/index.js'
+import { RbqError, type PublicKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
 import { dataDirHelp } from '../options.js'
 
@@ -53,6 +53,7 @@ interface InitOptions {
   systemd?: boolean
   unit?: string
   debianRebuilds?: boolean
+  protectHome?: string
   force?: boolean
   json?: boolean
 }
@@ -64,7 +65,8 @@ export function registerInit(program: Command): void {
     .option('--data <dir>', dataDirHelp('data directory'))
     .option('--systemd', 'also write a hardened systemd unit that runs `rbq node start`')
     .option('--unit <file>', 'where to write the systemd unit (default /etc/systemd/system/rbq.service)')
-    .option('--debian-rebuilds', 'with --systemd: a unit that can run Debian rebuilds (root, namespaces; see the README)')
+    .option('--debian-rebuilds', 'with --systemd: Debian rebuilds through a privileged build helper (rbq-build-helper.socket/.service, root) while the node stays unprivileged')
+    .option('--protect-home <mode>', 'with --systemd: "yes" (default; refuses an rbq under /home, /root or /run/user) or "read-only"')
     .option('--force', 'with --systemd: replace an existing, different unit')
     .option('--json', 'print the result as JSON')
     .action(async (opts: InitOptions) => {
@@ -92,11 +94,16 @@ export function registerInit(program: Command): void {
       }
       let systemd: { path: string; written: boolean; next: string[] } | undefined
       let systemdNote: string | undefined
+      let systemdFiles: { path: string; written: boolean }[] = []
       if (opts.systemd === true) {
         const { installSystemdUnit, DEFAULT_UNIT_PATH, SYSTEMD_STATE_DIR } = await import('../../node/systemd.js')
         const script = realpathSync(process.argv[1] ?? 'rbq')
         // The unit's node always uses systemd's state directory (node/systemd.ts).
-        systemd = await installSystemdUnit(opts.unit ?? DEFAULT_UNIT_PATH, { rbq: [process.execPath, script], debianRebuilds: opts.debianRebuilds === true, force: opts.force === true })
+        const protectHome = opts.protectHome ?? 'yes'
+        if (protectHome !== 'yes' && protectHome !== 'read-only') throw new RbqError('USAGE', `--protect-home ${protectHome}: expected "yes" or "read-only"`)
+        const unit = await installSystemdUnit(opts.unit ?? DEFAULT_UNIT_PATH, { rbq: [process.execPath, script], debianRebuilds: opts.debianRebuilds === true, force: opts.force === true, protectHome })
+        systemd = { path: unit.path, written: unit.written, next: unit.next }
+        systemdFiles = unit.files.slice(1)
         if (dataDir !== SYSTEMD_STATE_DIR) systemdNote = `the service keeps its data in ${SYSTEMD_STATE_DIR}, not ${dataDir}: run \`rbq init\` as root (or with --data ${SYSTEMD_STATE_DIR}) to prepare it`
       }
       const dataFlag = opts.data === undefined ? '' : ` --data ${dataDir}`
@@ -112,7 +119,8 @@ export function registerInit(program: Command): void {
           policy: policyCreated,
           ...(systemd === undefined ? {} : { systemdUnit: systemd.written })
         },
-        files: { signingKey: layout.signingKey, peerKey: layout.peerKey, apiToken: layout.apiToken, policy: policyFile, ...(systemd === undefined ? {} : { systemdUnit: systemd.path }) }
+        files: { signingKey: layout.signingKey, peerKey: layout.peerKey, apiToken: layout.apiToken, policy: policyFile, ...(systemd === undefined ? {} : { systemdUnit: systemd.path }) },
+        ...(systemdFiles.length === 0 ? {} : { systemdFiles })
       }
       if (opts.json) return printJson(systemdNote === undefined ? result : { ...result, note: systemdNote })
       const state = (created: boolean) => (created ? 'created' : 'kept   ')
@@ -121,7 +129,7 @@ export function registerInit(program: Command): void {
       out += `  ${state(peer.created)} ${layout.peerKey}  (peer id ${result.peerId})\n`
       out += `  ${state(token.created)} ${layout.apiToken}\n`
       out += `  ${state(policyCreated)} ${policyFile}\n`
-      if (systemd !== undefined) out += `  ${systemd.written ? 'wrote  ' : 'kept   '} ${systemd.path}\n`
+      if (systemd !== undefined) for (const f of [systemd, ...systemdFiles]) out += `  ${f.written ? 'wrote  ' : 'kept   '} ${f.path}\n`
       out += `\nyour public key: ${result.publicKey}\n\nnext:\n`
       out += `  rbq trust add NAME ed25519:… --scope 'pkg:deb/debian/*'${dataFlag}   # the parties you trust (threshold 2)\n`
       if (systemd !== undefined) for (const cmd of systemd.next) out += `  ${cmd}\n`
