@@ -179,8 +179,8 @@ export class BuildHelper {
         }
       })
       for await (const chunk of createReadStream(result.log.path, { highWaterMark: LOG_CHUNK_BYTES })) await send({ type: 'log', data: (chunk as Buffer).toString('base64') })
-      socket.end(encodeMessage({ type: 'result', result: toWire(result) }))
       this.logger.info({ target: what, package: result.package, outcome: result.outcome }, 'build finished')
+      socket.end(encodeMessage({ type: 'result', result: toWire(result) }))
     } catch (e) {
       if (signal.aborted) {
         this.logger.info({ target: what }, 'build aborted: the node closed the connection')
