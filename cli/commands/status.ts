@@ -38,7 +38,7 @@ export async function withNode<T>(opts: NodeOptions, fn: (client: ApiClient) => 
   } catch (e) {
     if (e instanceof RbqError && e.code === 'API_UNAVAILABLE' && e.message.includes('rbq node start')) {
       const start = opts.data === undefined ? 'rbq node start' : `rbq node start --data ${opts.data}`
-      throw new CliExit(EXIT_USAGE, `rbq: ${e.message.replace('`rbq node start`', `\`${start}\``)} [API_UNAVAILABLE]`)
+      throw new CliExit(EXIT_USAGE, `rbq: ${e.message.replace('`rbq node start`', `\`${start}\``)} [API_UNAVAILABLE]`, 'API_UNAVAILABLE')
     }
     throw e
   }

@@ -1,8 +1,9 @@
 /**
  * `rbq trust add|remove|list|explain`: the verifier's trust roots in the policy file
- * (`<data>/policy.toml`, or --policy FILE). add/remove/list edit and read the file directly and
- * write it back through node/consensus's serialiser (formatPolicy); a running node notices the
- * change. explain asks the node, which knows the delegations: the chain from a root to the key.
+ * (`<data>/policy.toml`, or --policy FILE). add/remove/list edit and read the file directly;
+ * add/remove edit its text (node/trust/policy-edit.ts) so the admin's comments stay, checked by
+ * re-parsing (a layout the text edit cannot handle is rewritten by formatPolicy, with a note);
+ * a running node notices the change. explain asks the node, which knows the delegations: the chain from a root to the key.
  *
  * A policy is built up one root at a time, so add/remove accept a file whose only problem is
  * having fewer roots than its threshold (they say how many are missing); every other error is
@@ -39,6 +40,8 @@ interface Editable {
   roots: TrustRoot[]
   /** The raw TOML table (for re-validation with another root list). */
   table: Record<string, unknown>
+  /** The file's text, edited in place to keep its comments. */
+  text: string | undefined
 }
 
 const DEFAULT_SETTINGS = { threshold: 2, count: 'party', max_dissent: 0, max_depth: 3 }
@@ -62,7 +65,7 @@ async function readEditable(file: string): Promise<Editable> {
   }
   const raw = Array.isArray(table.root) ? (table.root as unknown[]) : []
   const { settings, roots } = await validate(file, table, raw, text)
-  return { file, exists: text !== undefined, settings, roots, table }
+  return { file, exists: text !== undefined, settings, roots, table, text }
 }
 
 /** Validates `table` with `roots` through policyFromObject, except for the threshold-vs-roots check. */
@@ -84,9 +87,32 @@ async function validate(file: string, table: Record<string, unknown>, roots: unk
   return { settings: { threshold: p.threshold, count: p.count, maxDissent: p.maxDissent, maxDepth: p.maxDepth }, roots: [...p.roots] }
 }
 
-async function write(e: Editable, roots: readonly TrustRoot[]): Promise<void> {
-  const { formatPolicy } = await import('../../node/consensus/policy.js')
-  const text = formatPolicy({ ...e.settings, roots })
+/**
+ * Writes the policy with `roots`: the file's own text with `edit` applied (comments and layout
+ * kept) when re-parsing it gives exactly these settings and roots; otherwise (no file yet, or a
+ * layout the text edit does not handle) the whole file in formatPolicy's form, saying so.
+ */
+async function write(e: Editable, roots: readonly TrustRoot[], edit: (text: string) => string | undefined): Promise<void> {
+  const [{ formatPolicy }, { parse }] = await Promise.all([import('../../node/consensus/policy.js'), import('smol-toml')])
+  const same = async (text: string): Promise<boolean> => {
+    try {
+      const table = parse(text) as Record<string, unknown>
+      const p = await validate(e.file, table, Array.isArray(table.root) ? (table.root as unknown[]) : [], text)
+      const s = p.settings
+      const settingsKept = s.threshold === e.settings.threshold && s.count === e.settings.count && s.maxDissent === e.settings.maxDissent && s.maxDepth === e.settings.maxDepth
+      const sameRoot = (r: TrustRoot, i: number) => r.name === roots[i]!.name && r.key.keyid === roots[i]!.key.keyid && r.scope.join('\n') === roots[i]!.scope.join('\n')
+      return settingsKept && p.roots.length === roots.length && p.roots.every(sameRoot)
+    } catch {
+      return false
+    }
+  }
+  const edited = e.text === undefined ? undefined : edit(e.text)
+  let text: string
+  if (edited !== undefined && (await same(edited))) text = edited
+  else {
+    text = formatPolicy({ ...e.settings, roots })
+    if (e.text !== undefined) process.stderr.write(`rbq: note: ${e.file} was rewritten in rbq's own layout (its comments were not kept): its roots are not plain [[root]] tables rbq can edit in place\n`)
+  }
   const tmp = `${e.file}.tmp-${process.pid}`
   await fs.writeFile(tmp, text, { mode: 0o644 })
   await fs.rename(tmp, e.file)
@@ -169,7 +195,8 @@ export function registerTrust(program: Command): void {
         if (err instanceof RbqError) throw new RbqError('USAGE', `cannot add "${name}": ${err.message.replace(`${file}: `, '')}`, { cause: err })
         throw err
       })
-      await write(e, roots)
+      const { appendRoot } = await import('../../node/trust/policy-edit.js')
+      await write(e, roots, (text) => appendRoot(text, roots[roots.length - 1]!))
       const missing = shortfall(e.settings, roots)
       if (opts.json) return printJson({ file, roots: roots.map(rootJson), ...(missing === undefined ? {} : { warning: missing }) })
       const r = roots[roots.length - 1]!
@@ -184,9 +211,12 @@ export function registerTrust(program: Command): void {
       const e = await readEditable(file)
       const keep = e.roots.filter((r) => r.name !== which && r.key.keyid !== which.toLowerCase() && r.key.text !== which)
       if (keep.length === e.roots.length) {
-        throw new CliExit(EXIT_NEGATIVE, `rbq: no root named or keyed "${which}" in ${file} (roots: ${e.roots.map((r) => r.name).join(', ') || 'none'})`)
+        throw new CliExit(EXIT_NEGATIVE, `rbq: no root named or keyed "${which}" in ${file} (roots: ${e.roots.map((r) => r.name).join(', ') || 'none'})`, 'NOT_FOUND')
       }
-      await write(e, keep)
+      const { removeRoot } = await import('../../node/trust/policy-edit.js')
+      // From the last match backwards, so earlier indexes stay valid.
+      const gone = e.roots.flatMap((r, i) => (keep.includes(r) ? [] : [i])).reverse()
+      await write(e, keep, (text) => gone.reduce<string | undefined>((t, i) => (t === undefined ? undefined : removeRoot(t, i)), text))
       const missing = shortfall(e.settings, keep)
       if (opts.json) return printJson({ file, roots: keep.map(rootJson), ...(missing === undefined ? {} : { warning: missing }) })
       process.stdout.write(`removed "${which}" (${file}); ${keep.length} ${keep.length === 1 ? 'root' : 'roots'} left\n`)

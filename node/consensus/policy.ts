@@ -242,14 +242,11 @@ export function formatPolicy(policy: Policy): string {
     '# longest delegation chain followed below a root (0 = only the roots themselves)',
     `max_depth = ${policy.maxDepth}`
   ]
-  for (const root of policy.roots) {
-    out.push(
-      '',
-      '[[root]]',
-      `name = ${tomlString(root.name)}`,
-      `key = ${tomlString(root.key.text)}`,
-      `scope = [${root.scope.map(tomlString).join(', ')}]`
-    )
-  }
+  for (const root of policy.roots) out.push('', ...formatRoot(root))
   return out.join('\n') + '\n'
+}
+
+/** The lines of one `[[root]]` table (formatPolicy, and `rbq trust add` appending to a file). */
+export function formatRoot(root: TrustRoot): string[] {
+  return ['[[root]]', `name = ${tomlString(root.name)}`, `key = ${tomlString(root.key.text)}`, `scope = [${root.scope.map(tomlString).join(', ')}]`]
 }
