@@ -12,6 +12,7 @@ import { RbqError } from '../protocol/errors.js'
 import { registerAptHook } from './commands/apt-hook.js'
 import { registerAttest } from './commands/attest.js'
 import { registerBuildHelper } from './commands/build-helper.js'
+import { registerCompletion } from './commands/completion.js'
 import { registerDb } from './commands/db.js'
 import { registerDelegate } from './commands/delegate.js'
 import { registerDoctor } from './commands/doctor.js'
@@ -87,6 +88,8 @@ export function buildProgram(): Command {
   registerVerdict(program)
   registerImport(program)
   registerExport(program)
+  // Shell integration (last: generated from everything registered above)
+  registerCompletion(program, VERSION)
   pointToHelp(program, 'rbq')
   return program
 }
