@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { RbqError } from '../../../protocol/errors.js'
 import { sha256File } from '../../files.js'
+import { proxyDispatcher } from '../../http-proxy.js'
 
 export interface Expected {
   sha256: string
@@ -29,7 +30,8 @@ async function exists(path: string): Promise<boolean> {
 async function get(url: string, signal?: AbortSignal): Promise<Response> {
   let res: Response
   try {
-    res = await fetch(url, { signal })
+    // Through the machine's HTTP(S) proxy, if one is set (node/http-proxy.ts).
+    res = await fetch(url, { signal, dispatcher: await proxyDispatcher(url) })
   } catch (e) {
     if (signal?.aborted === true) throw e
     throw new RbqError('DOWNLOAD_FAILED', `cannot fetch ${url}: ${(e as Error).message}`, { cause: e })
