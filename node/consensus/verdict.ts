@@ -598,12 +598,20 @@ function hashInputOf(status: VerdictStatus, reason: string, evidenceText: string
   return `{"evidence":${evidenceText},"reason":${JSON.stringify(reason)},"status":"${status}"}`
 }
 
-/** `"parties":[…],"party":"…"` of a builder, written once per trust graph's builder. */
-const builderTexts = new WeakMap<EffectiveBuilder, string>()
+/**
+ * `"parties":[…],"party":"…"` of a builder. Builder objects are made per package walk, so the
+ * text is remembered by the party names themselves (a policy has few roots; bounded anyway).
+ */
+const PARTY_TEXTS_MAX = 4096
+const partyTextMemo = new Map<string, string>()
 const partyTexts = {
   get(builder: EffectiveBuilder): string {
-    let text = builderTexts.get(builder)
-    if (text === undefined) builderTexts.set(builder, (text = `"parties":${JSON.stringify(builder.parties)},"party":${JSON.stringify(builder.party)}`))
+    const key = builder.parties.length === 1 && builder.parties[0] === builder.party ? builder.party : `${builder.party}\n${builder.parties.join('\n')}`
+    let text = partyTextMemo.get(key)
+    if (text === undefined) {
+      if (partyTextMemo.size >= PARTY_TEXTS_MAX) partyTextMemo.clear()
+      partyTextMemo.set(key, (text = `"parties":${JSON.stringify(builder.parties)},"party":${JSON.stringify(builder.party)}`))
+    }
     return text
   }
 }
