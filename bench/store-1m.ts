@@ -34,9 +34,16 @@ const MB = 1e6
 
 type ChildMessage = { type: 'ready'; address: string } | { type: 'count'; frames: number }
 
+/**
+ * The bench's keys are trusted by no policy, so the stranger budget (default 200k frames) would
+ * evict most of the store on the first write: both nodes get a budget that holds every frame,
+ * as a node whose policy trusts these keys would keep them.
+ */
+const HOLD_EVERYTHING = { ingest: { max_stranger_frames: 100_000_000, max_stranger_bytes: 1e12, max_frames_per_key: 100_000_000, max_bytes_per_key: 1e12 } }
+
 /** Child mode: a node on the given data dir, reporting its address and, when asked, its frame count. */
 async function serve(dataDir: string): Promise<void> {
-  const node = await startBenchNode({}, dataDir)
+  const node = await startBenchNode(HOLD_EVERYTHING, dataDir)
   const send = (m: ChildMessage) => process.send?.(m)
   process.on('message', (m: string) => {
     if (m === 'count') void node.node.store.count().then((frames) => send({ type: 'count', frames }))
@@ -132,7 +139,7 @@ async function main(): Promise<void> {
       const r1 = report.add({ id: 'rss-idle', what: `node RSS, idle, ${FRAMES} frames stored`, value: idle / MB, unit: 'MB', goal: '≤ 250 MB' })
       r1.met = r1.value <= 250
 
-      const peer = await startBenchNode({}, peerDir)
+      const peer = await startBenchNode(HOLD_EVERYTHING, peerDir)
       let during = 0
       const sampler = setInterval(() => (during = Math.max(during, rssOf(pid))), 100)
       try {
