@@ -62,10 +62,12 @@ export function readAptConfig(env: NodeJS.ProcessEnv = process.env): Promise<str
  * NO_PROXY as curl reads it: entries split by commas or spaces; `*` alone bypasses the proxy for
  * every host; `example.org` (or `.example.org`, `*.example.org`) matches that domain and its
  * subdomains; `host:port` only that port; IP addresses match exactly (no CIDR ranges).
+ * Loopback (localhost, 127.0.0.0/8, ::1) is never proxied, as in Go's ProxyFromEnvironment.
  */
 export function bypassesProxy(noProxy: string | undefined, url: URL): boolean {
-  if (noProxy === undefined) return false
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  if (isLoopback(host)) return true
+  if (noProxy === undefined) return false
   const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)
   for (const raw of noProxy.split(/[\s,]+/)) {
     if (raw === '') continue
@@ -78,6 +80,10 @@ export function bypassesProxy(noProxy: string | undefined, url: URL): boolean {
     if (domain !== '' && (host === domain || host.endsWith(`.${domain}`))) return true
   }
   return false
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
 let cached: { key: string; settings: Promise<ProxySettings> } | undefined

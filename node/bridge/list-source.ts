@@ -11,6 +11,7 @@
  */
 import { promises as fs } from 'node:fs'
 import { RbqError } from '../../protocol/index.js'
+import { proxyDispatcher } from '../http-proxy.js'
 
 /** A full Debian suite in v0 form is ~20 MB; 128 MiB leaves room and bounds memory. */
 export const MAX_LIST_BYTES = 128 * 1024 * 1024
@@ -68,7 +69,7 @@ export async function fetchBounded(url: string, options: FetchOptions): Promise<
   let res: Response
   for (let hops = 0; ; hops++) {
     try {
-      res = await fetch(target, { signal, headers, redirect: 'manual' })
+      res = await fetch(target, { signal, headers, redirect: 'manual', dispatcher: await proxyDispatcher(target) })
     } catch (e) {
       throw new RbqError('DOWNLOAD_FAILED', `${target}: ${(e as Error).message}`, { cause: e })
     }

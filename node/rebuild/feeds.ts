@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path'
 import { parsePurl, RbqError } from '../../protocol/index.js'
 import { errorFields, silentLogger, type Logger } from '../logger.js'
 import { archiveKey, openArchive, type ArchiveOptions, type DebianArchive } from './debian/archive.js'
+import { proxyDispatcher } from '../http-proxy.js'
 import { debianSourcePurl } from './debian/builder.js'
 import { loadRecipe } from './recipe/recipe.js'
 import type { JobTarget } from './scheduler.js'
@@ -202,7 +203,7 @@ export class DebianFeed implements RebuildFeed {
       const url = `${location.mirror}/dists/${location.suite}/InRelease`
       let res: Response
       try {
-        res = await fetch(url, { headers: { 'if-modified-since': local.mtime.toUTCString() }, ...(signal === undefined ? {} : { signal }) })
+        res = await fetch(url, { headers: { 'if-modified-since': local.mtime.toUTCString() }, dispatcher: await proxyDispatcher(url), ...(signal === undefined ? {} : { signal }) })
       } catch (e) {
         if (signal?.aborted === true) throw e
         throw new RbqError('DOWNLOAD_FAILED', `cannot fetch ${url}: ${(e as Error).message}`, { cause: e })

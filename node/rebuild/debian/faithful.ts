@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { RbqError } from '../../../protocol/errors.js'
 import type { BinaryPackage, SourcePackage } from './archive.js'
+import { proxyDispatcher } from '../../http-proxy.js'
 import { parseChecksumList, parseParagraph, stripClearsign } from './deb822.js'
 import { versionWithoutEpoch } from './version.js'
 
@@ -164,7 +165,7 @@ export async function findOfficialBuildinfo(
 async function fetchText(url: string, timeoutMs: number, signal?: AbortSignal): Promise<{ text?: string; unreachable: boolean; why?: string }> {
   const timeout = AbortSignal.timeout(timeoutMs)
   try {
-    const res = await fetch(url, { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) })
+    const res = await fetch(url, { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]), dispatcher: await proxyDispatcher(url) })
     if (res.ok) return { text: await res.text(), unreachable: false }
     await res.body?.cancel()
     return { unreachable: res.status >= 500, why: `HTTP ${res.status}` }

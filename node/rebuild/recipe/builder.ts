@@ -25,6 +25,7 @@ import { openBuildLog, type BuildLog } from '../build-log.js'
 import { SOFTWARE } from '../../version.js'
 import { run } from '../../run.js'
 import type { OnProgress, RebuildArtifact, RebuildResult } from '../types.js'
+import { proxyDispatcher } from '../../http-proxy.js'
 import { detectNetworkIsolation, type NetworkIsolation } from './network-isolation.js'
 import { recipeInputsDigest, type Recipe, type RecipeSource } from './recipe.js'
 
@@ -223,7 +224,7 @@ async function isFile(path: string): Promise<boolean> {
 async function download(url: string, dest: string, signal: AbortSignal | undefined): Promise<void> {
   let res: Response
   try {
-    res = await fetch(url, { signal })
+    res = await fetch(url, { signal, dispatcher: await proxyDispatcher(url) })
   } catch (e) {
     if (signal?.aborted === true) throw signal.reason
     throw new RbqError('DOWNLOAD_FAILED', `cannot fetch ${url}: ${(e as Error).message}`, { cause: e })

@@ -109,6 +109,8 @@ describe('proxy settings', () => {
     expect(bypassesProxy('localhost,127.0.0.1,::1', u('http://[::1]:3000/x'))).toBe(true)
     expect(bypassesProxy('*', u('https://deb.debian.org/'))).toBe(true)
     expect(bypassesProxy(undefined, u('https://deb.debian.org/'))).toBe(false)
+    // Loopback never goes through a proxy.
+    for (const local of ['http://localhost:8080/', 'http://127.0.0.1/', 'http://127.1.2.3/', 'http://[::1]/']) expect(bypassesProxy(undefined, u(local))).toBe(true)
   })
 
   it('reads apt\'s proxy through the real apt-config ($APT_CONFIG)', async () => {
