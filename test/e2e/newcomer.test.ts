@@ -191,7 +191,8 @@ describe('item 9: what the node is doing, and typos', () => {
       await waitFor(async () => (await client.status()).scheduler?.jobs?.[0]?.phase === 'build', { what: 'the build phase' })
       const status = await runRbq(['status', '--data', builder.dataDir])
       expect(status.code, status.stderr).toBe(0)
-      expect(status.stdout).toMatch(/rebuilds +0 queued, 1 running\n +pkg:generic\/slow@1: build, building for \d+s — /)
+      expect(status.stdout).toMatch(/rebuilds +0 queued, 1 running\b/)
+      expect(status.stdout).toMatch(/\n +pkg:generic\/slow@1: build, building for \d+s — /)
     } finally {
       await writeFile(go, '')
       await builder.cleanup()
@@ -199,9 +200,9 @@ describe('item 9: what the node is doing, and typos', () => {
   })
 
   it('a mistyped verb or flag prints the error, a suggestion and where the help is — not the whole help', async () => {
-    const verb = await runRbq(['stauts'])
+    const verb = await runRbq(['statuss'])
     expect(verb.code).toBe(2)
-    expect(verb.stderr).toBe("error: unknown command 'stauts'\n(Did you mean status?)\n(see rbq --help)\n")
+    expect(verb.stderr).toBe("error: unknown command 'statuss'\n(Did you mean status?)\n(see rbq --help)\n")
     const flag = await runRbq(['trust', 'add', '--sope', 'x', 'me', 'self'])
     expect(flag.code).toBe(2)
     expect(flag.stderr).toBe("error: unknown option '--sope'\n(Did you mean --scope?)\n(see rbq trust add --help)\n")
