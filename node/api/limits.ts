@@ -256,6 +256,10 @@ export class BodyRateGuard {
     const body = new MeteredBody(raw)
     this.bodies.add(body)
     const forget = () => this.bodies.delete(body)
+    // A cut body whose request is no longer being read (answered before its body, e.g. 401/415)
+    // has no other 'error' listener: without this one the cut would be an uncaught exception.
+    // While fastify reads the body, its own listener still gets the error and answers 408.
+    body.on('error', () => {})
     body.once('end', forget)
     body.once('close', forget)
     return body
