@@ -31,6 +31,9 @@ beforeAll(async () => {
     if (s === undefined) throw new Error(`the shared cache has no ${suite}`)
     return readFile(join(shared.cacheDir, 'archive', archiveKey(s.location), 'InRelease'))
   }
+  // Indexes are fetched lazily: read every suite's Sources once so the loopback mirror can serve
+  // them from the shared cache (whichever test file happened to open the cache first).
+  await shared.archive.allSources()
   const main = await releaseOf(shared.archive.location.suite)
   updates = await releaseOf(`${shared.archive.location.suite}-updates`)
   served = main
