@@ -317,12 +317,13 @@ export class Store {
 
   /** Attestations with a subject of this sha256, by frame id. */
   frameIdsBySha256(sha256: string): Promise<string[]> {
-    return this.idsIn(Bucket.framesBySha256, prefixRange(sha256))
+    // The index is keyed digest, signer, frame id: sorted here so the order does not depend on keys.
+    return this.idsIn(Bucket.framesBySha256, prefixRange(sha256)).then((ids) => ids.sort())
   }
 
   /** Attestations with an upstream (archive) entry of this sha256, by frame id. */
   frameIdsByUpstreamSha256(sha256: string): Promise<string[]> {
-    return this.idsIn(Bucket.framesByUpstreamSha256, prefixRange(sha256))
+    return this.idsIn(Bucket.framesByUpstreamSha256, prefixRange(sha256)).then((ids) => ids.sort())
   }
 
   /** Attestations of this package (purl, canonical) with a subject or upstream entry of this name. */

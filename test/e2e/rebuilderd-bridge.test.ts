@@ -75,12 +75,15 @@ describe.skipIf(!existsSync(RBQ_BIN))('rbq import rebuilderd against a rebuilder
 
   it('refuses plain http:// unless allowed, and a pinned key id the instance does not publish', async () => {
     const http = await imp([listUrl(), '--key-id', server.key.keyid])
+    // With --json, errors are a JSON document on stdout (README: --json errors).
+    const errorOf = (r: { stdout: string }) => (JSON.parse(r.stdout) as { error: { code: string; message: string } }).error
     expect(http.code).toBe(2)
-    expect(http.stderr).toMatch(/plain http:\/\/ is unauthenticated.*--allow-http.*\[USAGE\]/)
+    expect(errorOf(http).code).toBe('USAGE')
+    expect(errorOf(http).message).toMatch(/plain http:\/\/ is unauthenticated.*--allow-http/)
     const wrong = await imp([listUrl(), '--allow-http', '--key-id', sha256Hex('not the key')])
     expect(wrong.code).toBe(2)
-    expect(wrong.stderr).toContain(`does not publish the pinned key ${sha256Hex('not the key')} (it publishes ${server.key.keyid})`)
-    expect(wrong.stderr).toContain('[KEYID_MISMATCH]')
+    expect(errorOf(wrong).code).toBe('KEYID_MISMATCH')
+    expect(errorOf(wrong).message).toContain(`does not publish the pinned key ${sha256Hex('not the key')} (it publishes ${server.key.keyid})`)
   })
 
   it('imports verified rows over every page; other distributions, BAD and unsigned rows are skipped and counted', async () => {
