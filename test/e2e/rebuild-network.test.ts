@@ -94,7 +94,7 @@ describe('three rebuilder nodes, share = 1, one recipe list', () => {
         expect([...s.values()].every((st) => st.predicate.builder.id === keyid && st.predicate.builder.backend === 'recipe')).toBe(true)
       }
     }
-  }, 5 * 60_000) // each waitFor below has its own 90 s deadline: the test must outlast them on a loaded machine
+  }, 5 * 60_000) // its waitFor calls have 90 s deadlines each: the test must outlast them on a loaded machine
 
   it('the clean recipe reproduces across the three nodes; all agree on its inputs digest', async () => {
     const keyids = nodes.map((n) => n.node.signingKey.publicKey.keyid)
