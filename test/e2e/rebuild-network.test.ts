@@ -8,9 +8,9 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { decodeFrame, sha256Hex, TOPIC_ATTESTATIONS, type RebuildStatement } from '../../protocol/index.js'
+import { sha256Hex, TOPIC_ATTESTATIONS, type RebuildStatement } from '../../protocol/index.js'
 import type { RbqNode } from '../../node/node.js'
-import { connect, startTestNode, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
+import { connect, startTestNode, statementsOf, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
 import { makeTempDir } from '../utils/tmp.js'
 
 
@@ -29,16 +29,6 @@ async function threeRebuilders(rebuild: Record<string, unknown>): Promise<{ node
     throw e
   }
   return { nodes, stop }
-}
-
-/** Every attestation a node stores from `keyid`, by package (the highest seq wins). */
-async function statementsOf(node: RbqNode, keyid: string): Promise<Map<string, RebuildStatement>> {
-  const out = new Map<string, RebuildStatement>()
-  for (const bytes of await node.store.attestationsInRange(keyid, 1, 100, 100)) {
-    const f = decodeFrame(bytes)
-    if (f.kind === 'attestation') out.set(f.statement.predicate.package, f.statement)
-  }
-  return out
 }
 
 const RECIPES: Record<string, string> = {

@@ -15,14 +15,13 @@
 import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { decodeFrame, TOPIC_ATTESTATIONS, type RebuildStatement } from '../../protocol/index.js'
+import { TOPIC_ATTESTATIONS } from '../../protocol/index.js'
 import { policyPath } from '../../node/trust/policy-file.js'
-import type { RbqNode } from '../../node/node.js'
 import { debianSourcePurl } from '../../node/rebuild/debian/builder.js'
 import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/doctor.js'
 import { runRbq } from '../utils/cli.js'
 import { sharedDebianCache } from '../utils/debian-cache.js'
-import { connect, startTestNode, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
+import { connect, startTestNode, statementsOf, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
 import { makeTempDir } from '../utils/tmp.js'
 
 const MIN = 60_000
@@ -43,16 +42,6 @@ const inCI = process.env.CI === 'true'
 const doctor = await debianDoctor()
 const unavailable = doctor.ready ? undefined : formatDoctorReport(doctor)
 if (unavailable !== undefined && !inCI) console.log(`skipping the verdict-truth e2e (set CI=true to require it):\n${unavailable}`)
-
-/** Every rebuild statement a node stores from `keyid`, by package (the highest seq wins). */
-async function statementsOf(node: RbqNode, keyid: string): Promise<Map<string, RebuildStatement>> {
-  const out = new Map<string, RebuildStatement>()
-  for (const bytes of await node.store.attestationsInRange(keyid, 1, 1000, 1000)) {
-    const f = decodeFrame(bytes)
-    if (f.kind === 'attestation') out.set(f.statement.predicate.package, f.statement)
-  }
-  return out
-}
 
 async function verify(node: TestNode, target: string): Promise<{ code: number | null; status: string; reason: string; tags: string[] }> {
   const r = await runRbq(['verify', target, '--data', node.dataDir, '--json'], { timeoutMs: 60_000 })

@@ -2,6 +2,7 @@
  * Real nodes on loopback for network tests: temp data dirs, 127.0.0.1 ephemeral ports, quiet
  * logs (RBQ_TEST_LOG=debug to see them), and polling with a deadline instead of sleeps.
  */
+import { decodeFrame, type RebuildStatement } from '../../protocol/index.js'
 import { configFromToml, type NodeConfig } from '../../node/config.js'
 import { createLogger, type LogLevel } from '../../node/logger.js'
 import { Metrics } from '../../node/metrics.js'
@@ -100,4 +101,14 @@ export async function counterValue(node: RbqNode, name: string, labels: Record<s
   if (metric === undefined) return 0
   const { values } = await metric.get()
   return values.filter((v) => Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l)).reduce((n, v) => n + v.value, 0)
+}
+
+/** Every rebuild statement a node stores from `keyid` (seq 1..1000), by package: the highest seq wins. */
+export async function statementsOf(node: RbqNode, keyid: string): Promise<Map<string, RebuildStatement>> {
+  const out = new Map<string, RebuildStatement>()
+  for (const bytes of await node.store.attestationsInRange(keyid, 1, 1000, 1000)) {
+    const f = decodeFrame(bytes)
+    if (f.kind === 'attestation') out.set(f.statement.predicate.package, f.statement)
+  }
+  return out
 }
