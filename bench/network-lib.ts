@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import { buildRebuildStatement, openFrame, parseFrame, PAYLOAD_TYPE_IN_TOTO, canonicalBytes, encodeFrame, signEnvelope, type SigningKey, type VerifiedFrame } from '../protocol/index.js'
+import { openFrame, parseFrame, type SigningKey, type VerifiedFrame } from '../protocol/index.js'
+import { benchFrameBytes } from './verify-lib.js'
 import { configFromToml } from '../node/config.js'
 import { createLogger } from '../node/logger.js'
 import { Metrics } from '../node/metrics.js'
@@ -48,28 +49,13 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
   }
 }
 
-export function hex64(n: number): string {
-  return n.toString(16).padStart(64, '0')
-}
-
 /**
- * A signed attestation. Opened without re-verifying (we just signed it), which halves the cost
- * of making 100k of them; the receiving node verifies everything as usual.
+ * A signed attestation (verify-lib's frame, without a material). Opened without re-verifying (we
+ * just signed it), which halves the cost of making 100k of them; the receiving node verifies
+ * everything as usual.
  */
 export function benchAttestation(key: SigningKey, seq: number, n: number): VerifiedFrame {
-  const name = `pkg${n}_1.0-1_amd64.deb`
-  const statement = buildRebuildStatement({
-    package: `pkg:deb/debian/pkg${n}@1.0-1?arch=source`,
-    subject: [{ name, sha256: hex64(n) }],
-    outcome: 'reproduced',
-    upstream: [{ name, sha256: hex64(n) }],
-    inputs: { sha256: hex64(n + 1), materials: [] },
-    builder: { id: key.publicKey.keyid, seq, backend: 'debian', software: 'rebuild-quorum/bench' },
-    startedOn: new Date(1_700_000_000_000),
-    finishedOn: new Date(1_700_000_060_000)
-  })
-  const frame = { v: 1 as const, publicKey: key.publicKey.text, envelope: signEnvelope(key, PAYLOAD_TYPE_IN_TOTO, canonicalBytes(statement)) }
-  return openFrame(parseFrame(encodeFrame(frame)))
+  return openFrame(parseFrame(benchFrameBytes(key, seq, n, { material: false })))
 }
 
 export { percentile } from './report.js'

@@ -87,16 +87,7 @@ async function recipeBench(dir: string): Promise<void> {
     outputs.add(res.artifacts[0]?.sha256 ?? '')
     await rm(join(dir, `rbq-${i}`), { recursive: true, force: true })
   }
-  for (let i = 0; i < RUNS; i++) {
-    // alternate the order so a load trend does not favour either side
-    if (i % 2 === 0) {
-      await runBare()
-      await runRbq(i)
-    } else {
-      await runRbq(i)
-      await runBare()
-    }
-  }
+  await alternate(runBare, runRbq)
   const b = median(bare)
   const q = median(rbq)
   const o = median(own)
@@ -106,6 +97,19 @@ async function recipeBench(dir: string): Promise<void> {
   console.log(`  ratio rbq/bare   medians ${(q / b).toFixed(3)} (${pct(q / b)}), minima ${(Math.min(...rbq) / Math.min(...bare)).toFixed(3)}`)
   console.log(`  rbq's own time   median ${fmt(o)} per build (source copy + SHA-256, sandbox, outputs moved + SHA-256, log) = ${((o / b) * 100).toFixed(1)} % of the bare median; goal ≤ 10 %`)
   console.log(`  output sha256    ${[...outputs].join(', ')} (${outputs.size === 1 ? 'identical in every rbq run' : 'DIFFERS between runs'})`)
+}
+
+/** RUNS runs of each, alternating which goes first, so a load trend does not favour either side. */
+async function alternate(runBare: () => Promise<void>, runRbq: (i: number) => Promise<void>): Promise<void> {
+  for (let i = 0; i < RUNS; i++) {
+    if (i % 2 === 0) {
+      await runBare()
+      await runRbq(i)
+    } else {
+      await runRbq(i)
+      await runBare()
+    }
+  }
 }
 
 /**
@@ -194,15 +198,7 @@ async function debianBench(dir: string): Promise<void> {
     outcomes.add(`${res.outcome} ${res.artifacts.map((a) => a.sha256.slice(0, 12)).join(',')} inputs ${res.inputs.sha256.slice(0, 12)}`)
     await rm(join(dir, `debian-${i}`), { recursive: true, force: true })
   }
-  for (let i = 0; i < RUNS; i++) {
-    if (i % 2 === 0) {
-      await runBare()
-      await runRbq(i)
-    } else {
-      await runRbq(i)
-      await runBare()
-    }
-  }
+  await alternate(runBare, runRbq)
   await removeBuildRoot(keptDir)
   const b = median(bare)
   const e = median(endToEnd)

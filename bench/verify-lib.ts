@@ -42,15 +42,18 @@ export async function measure(frames: number, run: () => unknown): Promise<Measu
 
 const hex = (n: number) => n.toString(16).padStart(64, '0')
 
-/** The canonical bytes of a signed attestation of a made-up package (one material, one artifact). */
-export function benchFrameBytes(key: SigningKey, seq: number, n: number): Uint8Array {
+/**
+ * The canonical bytes of a signed attestation of a made-up package: one artifact, and one
+ * material unless `material` is false (the network benches send the shorter frame).
+ */
+export function benchFrameBytes(key: SigningKey, seq: number, n: number, { material = true } = {}): Uint8Array {
   const name = `pkg${n}_1.0-1_amd64.deb`
   const statement = buildRebuildStatement({
     package: `pkg:deb/debian/pkg${n}@1.0-1?arch=source`,
     subject: [{ name, sha256: hex(n) }],
     outcome: 'reproduced',
     upstream: [{ name, sha256: hex(n) }],
-    inputs: { sha256: hex(n + 1), materials: [{ uri: `https://deb.debian.org/debian/pool/main/p/pkg${n}/pkg${n}_1.0-1.dsc`, sha256: hex(n + 2) }] },
+    inputs: { sha256: hex(n + 1), materials: material ? [{ uri: `https://deb.debian.org/debian/pool/main/p/pkg${n}/pkg${n}_1.0-1.dsc`, sha256: hex(n + 2) }] : [] },
     builder: { id: key.publicKey.keyid, seq, backend: 'debian', software: 'rebuild-quorum/bench' },
     startedOn: new Date(1_700_000_000_000),
     finishedOn: new Date(1_700_000_060_000)
