@@ -8,6 +8,10 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 COPY protocol ./protocol
+COPY common ./common
+COPY identity ./identity
+COPY debian ./debian
+COPY client ./client
 COPY node ./node
 COPY cli ./cli
 COPY bench ./bench
@@ -20,7 +24,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /tmp/rebuild-quorum-*.tgz /tmp/
 RUN npm install -g --no-audit --no-fund /tmp/rebuild-quorum-*.tgz && rm /tmp/rebuild-quorum-*.tgz \
     && mkdir -p /var/lib/rbq /etc/rbq && chown node:node /var/lib/rbq
-# CONFIGURATION_DIRECTORY: where rbq looks for config.toml, as under systemd (node/paths.ts).
+# CONFIGURATION_DIRECTORY: where rbq looks for config.toml, as under systemd (common/data-dir.ts).
 ENV RBQ_DATA_DIR=/var/lib/rbq CONFIGURATION_DIRECTORY=/etc/rbq
 USER node
 VOLUME /var/lib/rbq

@@ -16,13 +16,13 @@
  * verdict over HTTP p99 ≤ 2 ms; the 10k batch ≤ 1 s (brief: what the apt gate and rbq health ask).
  * --quick: 2,000 artifacts, 300 singles.
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ApiClient } from '../node/api/client.js'
+import { ApiClient } from '../client/api-client.js'
 import { policyPath } from '../node/trust/policy-file.js'
-import { ApiServer } from '../node/api/server.js'
+import { ApiServer } from '../node/api/api-server.js'
 import { ConsensusState, formatPolicy, type Policy } from '../node/consensus/index.js'
 import { Store } from '../node/db/store.js'
 import {

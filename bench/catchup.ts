@@ -13,7 +13,7 @@
  *   raw-read          reading them back the way the responder does (by key and seq, pages of 512)
  *   catchup-rss-max   peak RSS of this process (both nodes) during catch-up
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -12,13 +12,13 @@
  * and, for context, decodeFrame on one thread, the pipeline decoding on the main thread, and the
  * latency of one frame at a time.
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeFrame, generateSigningKey, openFrame, parseFrame } from '../protocol/index.js'
 import { Store } from '../node/db/store.js'
-import { IngestPipeline } from '../node/ingest/pipeline.js'
+import { IngestPipeline } from '../node/ingest/ingest-pipeline.js'
 import { BenchReport, benchFlags, numberArg } from './report.js'
 import { CORES, benchFrameBytes, measure, rawInputs, rawVerifyAllCores, rawVerifyOneThread, type Measurement } from './verify-lib.js'
 

@@ -18,7 +18,7 @@
  * Also printed: the process's CPU time per frame per node (all nodes share this process), i.e.
  * what 1k msg/s costs one node: 1,000 × that figure in CPU-milliseconds per second.
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import { generateSigningKey, type SigningKey } from '../protocol/index.js'
 import { TOPICS } from '../protocol/index.js'

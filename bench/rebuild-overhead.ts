@@ -16,13 +16,13 @@
  * RBQ_BENCH_DEBIAN_SET=<concurrency>: packages rebuilt per hour on THROUGHPUT_CANDIDATES (first 20 the mirror serves; two passes;
  * several minutes).
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { createHash } from 'node:crypto'
 import { copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { run } from '../node/run.js'
-import { rebuildRecipe } from '../node/rebuild/recipe/builder.js'
+import { run } from '../common/subprocess.js'
+import { rebuildRecipe } from '../node/rebuild/recipe/recipe-builder.js'
 import { detectNetworkIsolation } from '../node/rebuild/recipe/network-isolation.js'
 import { parseRecipe } from '../node/rebuild/recipe/recipe.js'
 
@@ -141,7 +141,7 @@ async function debianBench(dir: string): Promise<void> {
   }
   const { openArchive } = await import('../node/rebuild/debian/archive.js')
   const { buildRootTarball, runInBuildRoot, BUILD_USER, removeBuildRoot } = await import('../node/rebuild/debian/build-root.js')
-  const { rebuildDebian, defaultParallel } = await import('../node/rebuild/debian/builder.js')
+  const { rebuildDebian, defaultParallel } = await import('../node/rebuild/debian/debian-builder.js')
   const { readFile } = await import('node:fs/promises')
   let t = performance.now()
   const archive = await openArchive({ cacheDir })
@@ -219,7 +219,7 @@ async function debianBench(dir: string): Promise<void> {
  * use), pass 2 warm. RBQ_BENCH_DEBIAN_SET=<concurrency> (e.g. 2).
  */
 async function throughputBench(dir: string, cacheDir: string, archive: import('../node/rebuild/debian/archive.js').DebianArchive): Promise<void> {
-  const { rebuildDebian, defaultParallel } = await import('../node/rebuild/debian/builder.js')
+  const { rebuildDebian, defaultParallel } = await import('../node/rebuild/debian/debian-builder.js')
   const concurrency = Math.max(1, Number(process.env.RBQ_BENCH_DEBIAN_SET) || 1)
   // Untimed: the set is the first THROUGHPUT_COUNT candidates whose source files download here.
   const set: string[] = []

@@ -13,7 +13,7 @@
  *                        from a peer (this process), which meanwhile also syncs from it
  *                                                                                  goal ≤ 250 MB
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { fork } from 'node:child_process'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'

@@ -16,14 +16,14 @@
  * data dirs). The Debian download cache and build root are kept between runs in
  * $XDG_CACHE_HOME/rbq-demo (the three nodes share it; each still runs its own build).
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ApiClient } from '../node/api/client.js'
+import type { ApiClient } from '../client/api-client.js'
 
 const RBQ = fileURLToPath(new URL('./main.js', import.meta.url))
 const NAMES = ['alice', 'bob', 'carol'] as const
@@ -119,7 +119,7 @@ async function startNode(name: Name, dir: string, bootstrap: string[]): Promise<
   children.push(child)
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name}'s node exited (code ${code}); see ${join(dir, 'node.log')}`))))
   exited.catch(() => undefined)
-  const { ApiClient } = await import('../node/api/client.js')
+  const { ApiClient } = await import('../client/api-client.js')
   const api = await Promise.race([exited, waitFor(`${name}'s API`, 60_000, async () => (await readFile(join(dir, 'api.url'), 'utf8')).trim() || undefined)])
   const client = new ApiClient({ dataDir: dir })
   const status = await Promise.race([exited, waitFor(`${name}'s status`, 30_000, () => client.status())])
@@ -150,7 +150,7 @@ async function stopAll(): Promise<void> {
 /** Debian builds possible here? The doctor's verdict, and why not. */
 async function debianReadiness(): Promise<{ ready: boolean; why: string }> {
   if (argv.has('--recipes')) return { ready: false, why: 'you asked for --recipes' }
-  const { debianDoctor } = await import('../node/rebuild/debian/doctor.js')
+  const { debianDoctor } = await import('../node/rebuild/debian/debian-doctor.js')
   const report = await debianDoctor()
   const missing = report.checks.filter((c) => c.required && !c.ok)
   if (missing.length === 0) return { ready: true, why: '' }
@@ -301,7 +301,7 @@ async function main(): Promise<number> {
   const targets = mode === 'debian' ? await rebuildDebian(nodes, cache) : await rebuildRecipe(nodes)
 
   heading('Gossip: waiting until carol has everybody\'s statements')
-  const { sha256File } = await import('../node/files.js')
+  const { sha256File } = await import('../common/files.js')
   for (const t of targets) {
     const { sha256 } = await sha256File(t.file)
     const have = await waitFor(`carol to see 3 statements about ${basename(t.file)}`, 60_000, async () => {

@@ -5,9 +5,9 @@
  * protocol/ and node/ libraries directly. Heavy modules (libp2p, fastify) are imported inside
  * the actions that need them, so every verb starts fast (the apt hook runs on every install).
  */
-import '../node/polyfills.js'
+import '../common/polyfills.js'
 import { Command, CommanderError } from 'commander'
-import { VERSION } from '../node/version.js'
+import { VERSION } from '../common/version.js'
 import { RbqError } from '../protocol/errors.js'
 import { registerAptHook } from './commands/apt-hook.js'
 import { registerAttest } from './commands/attest.js'

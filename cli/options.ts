@@ -1,12 +1,19 @@
 /** Parsers for option values shared by several verbs; each failure is a USAGE error naming the flag. */
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, type Command } from 'commander'
 import { join } from 'node:path'
-import { defaultDataDir, defaultDataDirDescription } from '../node/paths.js'
+import { defaultDataDir, defaultDataDirDescription } from '../common/data-dir.js'
 import { canonicalPurl, RbqError, Sha256Hex } from '../protocol/index.js'
 
 /** Help for a `--data <dir>` option: what the data dir is used for here, and the real default. */
 export function dataDirHelp(what: string): string {
   return `${what} (default: ${defaultDataDirDescription()})`
+}
+
+/** Adds `--api URL` and `--data DIR` (how a verb finds the node: client/node-session.ts). */
+export function withNodeOptions(cmd: Command): Command {
+  return cmd
+    .option('--api <url>', 'the node\'s API URL (default: $RBQ_API, else the api.url file in the data dir, else http://127.0.0.1:4778)')
+    .option('--data <dir>', dataDirHelp('the node\'s data dir, for its API address and token'))
 }
 
 /** Help for an option defaulting to a file in the default data dir, e.g. signing.key. */

@@ -1,7 +1,7 @@
 /**
  * Strict readers for TOML config tables: every option read is typed and range-checked, errors
  * name the option (`CONFIG_INVALID`), and any option nobody read is reported as unknown.
- * Shared by node/config.ts and the subsystems that own a section (node/rebuild/config.ts).
+ * Shared by node/node-config.ts and the subsystems that own a section (node/rebuild/rebuild-config.ts).
  */
 import { homedir } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'

@@ -8,7 +8,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { RbqError } from '../protocol/index.js'
-import { DATA_DIR_CONFIG_FILE, type NodeConfig } from './config.js'
+import { DATA_DIR_CONFIG_FILE, type NodeConfig } from './node-config.js'
 
 /** The config file to edit: the one read, else the one the node would read from its data dir. */
 export function configFileToEdit(config: Pick<NodeConfig, 'dataDir' | 'configFile'>): string {

@@ -1,7 +1,7 @@
 /**
  * The local HTTP API (`/v1`): request and response types, their TypeBox (JSON Schema) forms,
  * limits, and the error ↔ HTTP status mapping. Shared by the server (node/api/) and the typed
- * client (node/api/client.ts); pure, no I/O. node/api/README.md describes the routes.
+ * client (client/api-client.ts); pure, no I/O. node/api/README.md describes the routes.
  *
  * The verdict types mirror node/consensus/verdict.ts field for field: the server assigns the
  * engine's values to these types, so the compiler catches a field the engine renames, drops or
@@ -188,6 +188,13 @@ export type ArtifactVerdict = Static<typeof ArtifactVerdictSchema>
  * neither, the (package, artifact) pairs attested with this digest are looked up (filtered by
  * the one given); none → `unknown`.
  */
+/** A question about one file: this sha256, as this artifact (a .deb's file name) of this package (purl). */
+export interface ArtifactQuery {
+  readonly package: string
+  readonly artifact: string
+  readonly sha256: string
+}
+
 export const VerdictQuerySchema = Type.Object(
   { sha256: Sha256Param, package: Type.Optional(PurlParam), artifact: Type.Optional(ArtifactParam) },
   strict
@@ -516,7 +523,7 @@ export type StatsQuery = Static<typeof StatsQuerySchema>
 
 const PartiesHistogram = Type.Array(Type.Object({ parties: Count, packages: Count }, strict), { description: 'packages by number of parties, ascending' })
 
-/** Counts over source packages (node/rebuild/stats.ts defines each number). No severity score. */
+/** Counts over source packages (node/rebuild/rebuild-stats.ts defines each number). No severity score. */
 export const NetworkStatsSchema = Type.Object(
   {
     distribution: Type.String(),

@@ -52,7 +52,7 @@ export const ERROR_CODES = [
   'UNSUPPORTED_MEDIA_TYPE', // HTTP API: a request body in a content type the route does not take
   'TOPIC_MISMATCH', // gossip: a frame whose kind does not belong to the topic it arrived on (REJECT)
   'REQUEST_STALE', // gossip: a rebuild request signed too long ago or in the future (IGNORE)
-  // HTTP API transport (node/api/server.ts)
+  // HTTP API transport (node/api/api-server.ts)
   'REQUEST_TIMEOUT', // headers or body not received in time, or the body arrived too slowly
   'HOST_NOT_ALLOWED', // Host header not a loopback name with the API port, nor a configured name
   'ORIGIN_NOT_ALLOWED', // a browser request from another origin (Origin header)

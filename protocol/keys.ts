@@ -1,6 +1,6 @@
 /**
  * Ed25519 identities: key ids, the `ed25519:` text form, the public-key acceptance rule,
- * and the key-file format (bytes only; reading and writing files lives in node/identity).
+ * and the key-file format (bytes only; reading and writing files lives in identity/).
  *
  * One signature rule everywhere (SPEC.md §Signatures): a public key must decode to a curve
  * point that is not of small order (checked with @noble/ed25519), and signatures are verified

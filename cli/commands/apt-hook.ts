@@ -1,5 +1,5 @@
 /**
- * `rbq apt-hook install|uninstall|run`: the apt install gate (node/apt/).
+ * `rbq apt-hook install|uninstall|run`: the apt install gate (client/apt/).
  *
  *   install    writes the gate settings (default /etc/rbq/apt-gate.toml, commented) and
  *              /etc/apt/apt.conf.d/80rbq: apt runs `<launcher> apt-hook run --gate-config FILE`
@@ -21,8 +21,9 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { RbqError } from '../../protocol/errors.js'
 import { CliExit, EXIT_NEGATIVE, printJson, unexpectedErrorText } from '../exit.js'
-import type { GateSettings } from '../../node/apt/gate-config.js'
-import { nodeClient, withNodeOptions, type NodeOptions } from './status.js'
+import type { GateSettings } from '../../client/apt/gate-config.js'
+import { nodeClient, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 /** apt passes a few thousand packages at most; 16 MiB of stdin is not a package list. */
 const MAX_HOOK_INPUT_BYTES = 16 * 1024 * 1024
@@ -31,7 +32,7 @@ interface HookOptions extends NodeOptions {
   mode?: string
   warnOnly?: boolean
   policy?: string
-  /** Per-status gate settings (node/apt/gate-config.ts GATED_STATUSES), checked in the action. */
+  /** Per-status gate settings (client/apt/gate-config.ts GATED_STATUSES), checked in the action. */
   unreproducible?: string
   insufficient?: string
   unknown?: string
@@ -57,7 +58,7 @@ async function readStdin(max: number): Promise<string> {
 /** Reads and parses the policy file, so a broken one fails with its line now. */
 async function readPolicy(path: string | undefined): Promise<string | undefined> {
   if (path === undefined) return undefined
-  const [{ readFileBounded }, { API_MAX_POLICY_BYTES }, { parsePolicy }] = await Promise.all([import('../../node/files.js'), import('../../protocol/api.js'), import('../../node/consensus/index.js')])
+  const [{ readFileBounded }, { API_MAX_POLICY_BYTES }, { parsePolicy }] = await Promise.all([import('../../common/files.js'), import('../../protocol/api.js'), import('../../node/consensus/index.js')])
   const text = Buffer.from(await readFileBounded(path, API_MAX_POLICY_BYTES, 'policy file')).toString('utf8')
   parsePolicy(text, path)
   return text
@@ -109,7 +110,7 @@ export function registerAptHook(program: Command): void {
       .option('--launcher <path>', 'the rbq apt starts (default: the rbq on PATH, e.g. /usr/local/bin/rbq from npm install -g)')
       .option('--json', 'print the result as JSON')
   ).action(async (opts: HookOptions & { json?: boolean; launcher?: string }) => {
-    const [apt, cfg] = await Promise.all([import('../../node/apt/apt-conf.js'), import('../../node/apt/gate-config.js')])
+    const [apt, cfg] = await Promise.all([import('../../client/apt/apt-conf.js'), import('../../client/apt/gate-config.js')])
     const gateConfig = resolve(opts.gateConfig ?? cfg.DEFAULT_GATE_CONFIG)
     const aptConfDir = opts.aptConfDir === undefined ? undefined : resolve(opts.aptConfDir)
     const launcher = opts.launcher === undefined ? apt.findLauncher() : resolve(opts.launcher)
@@ -166,7 +167,7 @@ export function registerAptHook(program: Command): void {
     .option('--apt-conf-dir <dir>', 'apt configuration directory (default /etc/apt/apt.conf.d)')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { aptConfDir?: string; json?: boolean }) => {
-      const { uninstallAptHook, DEFAULT_APT_CONF_DIR } = await import('../../node/apt/apt-conf.js')
+      const { uninstallAptHook, DEFAULT_APT_CONF_DIR } = await import('../../client/apt/apt-conf.js')
       const result = await uninstallAptHook(opts.aptConfDir ?? DEFAULT_APT_CONF_DIR)
       if (opts.json) return printJson(result)
       process.stdout.write(result.removed ? `removed ${result.path}: apt installs without asking the node\n` : `${result.path} was not installed; nothing to do\n`)
@@ -180,10 +181,10 @@ export function registerAptHook(program: Command): void {
       .option('--gate-config <file>', 'read the gate settings from this file (options given here override it)')
   ).action(async (debs: string[], opts: HookOptions) => {
     const [{ judgeDebs, formatRefusals, formatNodeDown }, { uninstallCommand }, cfg, { parseHookInput, aptListsDir }] = await Promise.all([
-      import('../../node/apt/gate.js'),
-      import('../../node/apt/apt-conf.js'),
-      import('../../node/apt/gate-config.js'),
-      import('../../node/apt/hook-input.js')
+      import('../../client/apt/gate.js'),
+      import('../../client/apt/apt-conf.js'),
+      import('../../client/apt/gate-config.js'),
+      import('../../client/apt/hook-input.js')
     ])
     // Until the settings are read, only the command line can say "warn mode".
     let warnOnly = opts.warnOnly === true || opts.mode === 'warn'

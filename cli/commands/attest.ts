@@ -4,10 +4,10 @@
  */
 import { basename } from 'node:path'
 import { Option, type Command } from 'commander'
-import { sha256File, writeFrameFile } from '../../node/files.js'
-import { loadKey } from '../../node/identity/key-file.js'
-import { SeqCounter, seqFileFor } from '../../node/identity/seq-counter.js'
-import { SOFTWARE } from '../../node/version.js'
+import { sha256File, writeFrameFile } from '../../common/files.js'
+import { loadKey } from '../../identity/signing-key.js'
+import { SeqCounter, seqFileFor } from '../../identity/seq-counter.js'
+import { SOFTWARE } from '../../common/version.js'
 import {
   buildRebuildStatement,
   comparisonOutcome,

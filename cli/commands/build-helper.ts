@@ -1,5 +1,5 @@
 /**
- * `rbq build-helper`: the privileged build helper (node/build-helper/server.ts) that an
+ * `rbq build-helper`: the privileged build helper (node/build-helper/helper-server.ts) that an
  * unprivileged node asks to build, over a local Unix socket. Runs until SIGINT/SIGTERM.
  * Its build options come from the same config file as the node's ([rebuild] section).
  */
@@ -18,9 +18,9 @@ export function registerBuildHelper(program: Command): void {
     .option('--config <file>', 'config file whose [rebuild] section sets the build options (default: as for rbq node start)')
     .action(async (opts: { socket: string; group?: string; cache?: string; config?: string }) => {
       const [{ loadConfig }, { createLogger }, { BuildHelper, systemdListenFd }] = await Promise.all([
-        import('../../node/config.js'),
-        import('../../node/logger.js'),
-        import('../../node/build-helper/server.js')
+        import('../../node/node-config.js'),
+        import('../../common/logger.js'),
+        import('../../node/build-helper/helper-server.js')
       ])
       const config = await loadConfig(opts.config === undefined ? {} : { file: opts.config })
       const logger = createLogger({ level: config.log.level, format: config.log.format }).child({ component: 'build-helper' })

@@ -7,8 +7,8 @@
  */
 import type { Command } from 'commander'
 import type { CheckReport } from '../../node/db/check.js'
-import { loadConfig } from '../../node/config.js'
-import { dataDirLayout } from '../../node/paths.js'
+import { loadConfig } from '../../node/node-config.js'
+import { dataDirLayout } from '../../common/data-dir.js'
 import { CliExit, EXIT_NEGATIVE, EXIT_OK, printJson } from '../exit.js'
 import { dataDirHelp } from '../options.js'
 

@@ -4,8 +4,8 @@
  * through the local node (cli/commands/publish-delegation.ts: data dir key, next version).
  */
 import { InvalidArgumentError, type Command } from 'commander'
-import { writeFrameFile } from '../../node/files.js'
-import { loadKey } from '../../node/identity/key-file.js'
+import { writeFrameFile } from '../../common/files.js'
+import { loadKey } from '../../identity/signing-key.js'
 import { buildDelegationStatement, checkPattern, parsePublicKey, RbqError, signDelegation, type PublicKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
 import { dataDirFileHelp, dataDirHelp, parseDateOption, parseNonNegativeInt, parsePositiveInt } from '../options.js'

@@ -3,8 +3,8 @@
  * Changes nothing. Exit 0 when every builder is ready, 1 otherwise.
  */
 import type { Command } from 'commander'
-import { debianDoctor, type DoctorCheck } from '../../node/rebuild/debian/doctor.js'
-import { recipeDoctor } from '../../node/rebuild/recipe/doctor.js'
+import { debianDoctor, type DoctorCheck } from '../../node/rebuild/debian/debian-doctor.js'
+import { recipeDoctor } from '../../node/rebuild/recipe/recipe-doctor.js'
 import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
 
 export interface BuilderReport {

@@ -22,7 +22,8 @@ import type { Command } from 'commander'
 import { RbqError } from '../../protocol/errors.js'
 import type { PublicKey } from '../../protocol/keys.js'
 import { parsePurlOption, parseSha256Option } from '../options.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 interface ExportOptions extends NodeOptions {
   inToto?: boolean
@@ -87,7 +88,7 @@ export function registerExport(program: Command): void {
 
 /** DIR/<keyid>.pub: written once (0644); an existing file must already hold this key. */
 async function writePublicKeyPem(path: string, pk: PublicKey): Promise<void> {
-  const [{ publicKeyToPem, decodeKeyPem }, { writeNewFile }] = await Promise.all([import('../../protocol/keys.js'), import('../../node/identity/key-file.js')])
+  const [{ publicKeyToPem, decodeKeyPem }, { writeNewFile }] = await Promise.all([import('../../protocol/keys.js'), import('../../identity/signing-key.js')])
   try {
     await writeNewFile(path, publicKeyToPem(pk), 'public key file', 0o644)
   } catch (e) {

@@ -8,7 +8,8 @@
 import type { Command } from 'commander'
 import { RbqError } from '../../protocol/errors.js'
 import { printJson } from '../exit.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 interface HealthCliOptions extends NodeOptions {
   json?: boolean
@@ -36,8 +37,8 @@ export function registerHealth(program: Command): void {
       .option('-q, --quiet', 'no progress on stderr')
   ).action(async (opts: HealthCliOptions) => {
     const [{ systemHealth, formatHealth }, { readFileBounded }, { API_MAX_POLICY_BYTES }, { parsePolicy }] = await Promise.all([
-      import('../../node/health/health.js'),
-      import('../../node/files.js'),
+      import('../../client/health/health.js'),
+      import('../../common/files.js'),
       import('../../protocol/api.js'),
       import('../../node/consensus/index.js')
     ])

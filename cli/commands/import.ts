@@ -2,7 +2,7 @@
  * `rbq import rebuilderd URL|FILE`: records a rebuilderd instance's GOOD Debian results as
  * `reproduced` attestations signed by this machine's bridge key (`<data>/bridge.key`, created on
  * first use) and submits them to the node. Nothing counts until a curator trusts the bridge key
- * (`rbq trust add NAME ed25519:…`). What is and is not recorded, and why: node/bridge/README.md.
+ * (`rbq trust add NAME ed25519:…`). What is and is not recorded, and why: client/bridge/README.md.
  *
  * The list (every v1 page) is read, rows' attestations fetched and verified with the pinned keys,
  * and the import planned before anything is signed or sent. Records the node stored are
@@ -14,7 +14,8 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { RbqError } from '../../protocol/errors.js'
 import { CliExit, EXIT_NEGATIVE, EXIT_USAGE, printJson } from '../exit.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 interface ImportOptions extends NodeOptions {
   dryRun?: boolean
@@ -50,13 +51,13 @@ export function registerImport(program: Command): void {
   ).action(async (source: string, opts: ImportOptions) => {
     const [{ isUrl, checkUrlAllowed, readListFile }, { parseRebuilderdList }, bridge, instance, { parseRebuilderdPublicKeys }, { BridgeState }, { defaultDataDir }] =
       await Promise.all([
-        import('../../node/bridge/list-source.js'),
-        import('../../node/bridge/rebuilderd.js'),
-        import('../../node/bridge/bridge.js'),
-        import('../../node/bridge/instance.js'),
-        import('../../node/bridge/in-toto-link.js'),
-        import('../../node/bridge/state.js'),
-        import('../../node/paths.js')
+        import('../../client/bridge/list-source.js'),
+        import('../../client/bridge/rebuilderd.js'),
+        import('../../client/bridge/rebuilderd-import.js'),
+        import('../../client/bridge/instance.js'),
+        import('../../client/bridge/in-toto-link.js'),
+        import('../../client/bridge/bridge-state.js'),
+        import('../../common/data-dir.js')
       ])
     const progress = opts.quiet === true ? () => {} : (m: string) => process.stderr.write(`rbq: ${m}\n`)
     const allowHttp = opts.allowHttp === true
@@ -163,7 +164,7 @@ export function registerImport(program: Command): void {
 
       await withNode(opts, async (client) => {
         await client.status() // before reserving seqs: a stopped node must not burn them
-        const [{ loadOrCreateKey }, { SeqCounter, seqFileFor }] = await Promise.all([import('../../node/identity/key-file.js'), import('../../node/identity/seq-counter.js')])
+        const [{ loadOrCreateKey }, { SeqCounter, seqFileFor }] = await Promise.all([import('../../identity/signing-key.js'), import('../../identity/seq-counter.js')])
         const keyFile = bridge.bridgeKeyPath(dataDir)
         const { key, created } = await loadOrCreateKey(keyFile)
         if (created) progress(`created the bridge key ${keyFile}`)
@@ -210,7 +211,7 @@ export function registerImport(program: Command): void {
 }
 
 /** When nothing is pinned: the ids the instance publishes, to check out of band and pin. */
-async function publishedKeyHint(instance: typeof import('../../node/bridge/instance.js'), endpoint: import('../../node/bridge/instance.js').Endpoint, allowHttp: boolean): Promise<string> {
+async function publishedKeyHint(instance: typeof import('../../client/bridge/instance.js'), endpoint: import('../../client/bridge/instance.js').Endpoint, allowHttp: boolean): Promise<string> {
   try {
     const { published } = await instance.fetchPinnedKeys(endpoint, [], allowHttp)
     return published.length === 0 ? '' : ` (the instance publishes key id ${published.map((k) => k.keyid).join(', ')}: check it with its operator before pinning it)`

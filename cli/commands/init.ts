@@ -1,7 +1,7 @@
 /**
  * `rbq init [--data DIR] [--systemd]`: prepares a data dir — signing key, libp2p peer key, API
  * token (all 0600, never overwritten) and a starter trust policy that explains itself — and,
- * with --systemd, a hardened unit for `rbq node start` (node/systemd.ts). Idempotent: what
+ * with --systemd, a hardened unit for `rbq node start` (node/systemd-units.ts). Idempotent: what
  * exists is kept and reported.
  */
 import { promises as fs } from 'node:fs'
@@ -71,11 +71,11 @@ export function registerInit(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (opts: InitOptions) => {
       const [{ defaultDataDir, dataDirLayout }, { loadOrCreateKey }, { loadOrCreatePeerKey }, { peerIdFromPrivateKey }, { loadOrCreateApiToken }, { policyPath }] = await Promise.all([
-        import('../../node/paths.js'),
-        import('../../node/identity/key-file.js'),
-        import('../../node/p2p/peer-key.js'),
+        import('../../common/data-dir.js'),
+        import('../../identity/signing-key.js'),
+        import('../../identity/peer-key.js'),
         import('@libp2p/peer-id'),
-        import('../../node/api/token.js'),
+        import('../../identity/api-token.js'),
         import('../../node/trust/policy-file.js')
       ])
       const dataDir = resolve(opts.data ?? defaultDataDir())
@@ -96,9 +96,9 @@ export function registerInit(program: Command): void {
       let systemdNote: string | undefined
       let systemdFiles: { path: string; written: boolean }[] = []
       if (opts.systemd === true) {
-        const { installSystemdUnit, DEFAULT_UNIT_PATH, SYSTEMD_STATE_DIR } = await import('../../node/systemd.js')
+        const { installSystemdUnit, DEFAULT_UNIT_PATH, SYSTEMD_STATE_DIR } = await import('../../node/systemd-units.js')
         const script = realpathSync(process.argv[1] ?? 'rbq')
-        // The unit's node always uses systemd's state directory (node/systemd.ts).
+        // The unit's node always uses systemd's state directory (node/systemd-units.ts).
         const protectHome = opts.protectHome ?? 'yes'
         if (protectHome !== 'yes' && protectHome !== 'read-only') throw new RbqError('USAGE', `--protect-home ${protectHome}: expected "yes" or "read-only"`)
         const unit = await installSystemdUnit(opts.unit ?? DEFAULT_UNIT_PATH, { rbq: [process.execPath, script], debianRebuilds: opts.debianRebuilds === true, force: opts.force === true, protectHome })

@@ -1,6 +1,6 @@
 /** `rbq inspect FRAME`: verify a frame file and print what it says. Exit 0 valid, 1 invalid. */
 import type { Command } from 'commander'
-import { readFrameFile } from '../../node/files.js'
+import { readFrameFile } from '../../common/files.js'
 import { decodeFrame, frameText, RbqError } from '../../protocol/index.js'
 import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
 import { formatFrame } from '../format.js'

@@ -7,8 +7,8 @@
  */
 import { stat } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { createKey, loadKey, saveKey, writeNewFile } from '../../node/identity/key-file.js'
-import { dataDirLayout, defaultDataDir } from '../../node/paths.js'
+import { createKey, loadKey, saveKey, writeNewFile } from '../../identity/signing-key.js'
+import { dataDirLayout, defaultDataDir } from '../../common/data-dir.js'
 import { decodeKeyPem, publicKeyToPem, RbqError, signingKeyToPem, type PublicKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
 import { dataDirFileHelp } from '../options.js'
@@ -75,7 +75,7 @@ export function registerKey(program: Command): void {
     .option('--out <file>', dataDirFileHelp('where to write the imported private key (never overwritten)', 'signing.key'))
     .option('--json', 'print the result as JSON')
     .action(async (file: string, opts: { out?: string; json?: boolean }) => {
-      const { readFileBounded } = await import('../../node/files.js')
+      const { readFileBounded } = await import('../../common/files.js')
       const text = Buffer.from(await readFileBounded(file, MAX_PEM_BYTES, 'PEM file')).toString('utf8')
       const pem = decodeKeyPem(text, file)
       if (pem.kind === 'public') {

@@ -4,11 +4,11 @@
  * logs go to stderr. A second signal during shutdown ends the process at once (default action).
  */
 import type { Command } from 'commander'
-import { loadConfig } from '../../node/config.js'
-import { createLogger } from '../../node/logger.js'
+import { loadConfig } from '../../node/node-config.js'
+import { createLogger } from '../../common/logger.js'
 import type { RbqNode } from '../../node/node.js'
 import { dataDirHelp } from '../options.js'
-import { VERSION } from '../../node/version.js'
+import { VERSION } from '../../common/version.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 

@@ -1,7 +1,8 @@
 /** `rbq peers`: the libp2p peers the local node is connected to. */
 import type { Command } from 'commander'
 import { printJson } from '../exit.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 export function registerPeers(program: Command): void {
   withNodeOptions(program.command('peers').description('list the peers the local node is connected to'))

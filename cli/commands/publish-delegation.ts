@@ -12,7 +12,8 @@ import type { DelegationStatement, DelegationFrame, KeyId, SigningKey } from '..
 import { RbqError } from '../../protocol/errors.js'
 import { printJson } from '../exit.js'
 import { dataDirFileHelp, parsePositiveInt } from '../options.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 export interface PublishOptions extends NodeOptions {
   /** Signing key file (default: `<data>/signing.key`). */
@@ -21,9 +22,9 @@ export interface PublishOptions extends NodeOptions {
 
 /** The delegator's signing key: --key FILE, else the node data dir's signing.key. */
 export async function delegatorKey(opts: PublishOptions): Promise<SigningKey> {
-  const { loadKey } = await import('../../node/identity/key-file.js')
+  const { loadKey } = await import('../../identity/signing-key.js')
   if (opts.key !== undefined) return loadKey(opts.key)
-  const { dataDirLayout, defaultDataDir } = await import('../../node/paths.js')
+  const { dataDirLayout, defaultDataDir } = await import('../../common/data-dir.js')
   return loadKey(dataDirLayout(resolve(opts.data ?? defaultDataDir())).signingKey)
 }
 

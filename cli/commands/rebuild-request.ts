@@ -8,7 +8,8 @@
 import type { Command } from 'commander'
 import { printJson } from '../exit.js'
 import { parsePurlOption } from '../options.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 export function registerRebuildRequest(program: Command): void {
   withNodeOptions(

@@ -1,11 +1,12 @@
 /**
  * `rbq stats [--json] [--distribution NAME] [--suite NAME]`: statistics of the network from the
- * attestations the local node holds (GET /v1/stats; node/rebuild/stats.ts defines each number).
+ * attestations the local node holds (GET /v1/stats; node/rebuild/rebuild-stats.ts defines each number).
  */
 import type { Command } from 'commander'
 import type { NetworkStats } from '../../protocol/api.js'
 import { printJson } from '../exit.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 const pct = (n: number, of: number) => (of === 0 ? '' : ` (${((100 * n) / of).toFixed(1)}%)`)
 const histogram = (h: readonly { parties: number; packages: number }[]) =>

@@ -1,48 +1,9 @@
-/**
- * `rbq status`: what the local node is doing. Also the helpers every verb that talks to the node
- * uses: `--api URL` / `--data DIR` to find it, and the node-not-running message (exit 2).
- * The API client is imported inside actions so `rbq --help` stays fast.
- */
+/** `rbq status`: what the local node is doing. */
 import type { Command } from 'commander'
-import type { ApiClient } from '../../node/api/client.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
 import type { StatusResponse } from '../../protocol/api.js'
-import { RbqError } from '../../protocol/errors.js'
-import { CliExit, EXIT_USAGE, printJson } from '../exit.js'
-import { dataDirHelp } from '../options.js'
-
-export interface NodeOptions {
-  api?: string
-  data?: string
-}
-
-/** Adds `--api URL` and `--data DIR` (how to find the node). */
-export function withNodeOptions(cmd: Command): Command {
-  return cmd
-    .option('--api <url>', 'the node\'s API URL (default: $RBQ_API, else the api.url file in the data dir, else http://127.0.0.1:4778)')
-    .option('--data <dir>', dataDirHelp('the node\'s data dir, for its API address and token'))
-}
-
-export async function nodeClient(opts: NodeOptions): Promise<ApiClient> {
-  const { ApiClient } = await import('../../node/api/client.js')
-  return new ApiClient({ ...(opts.api === undefined ? {} : { url: opts.api }), ...(opts.data === undefined ? {} : { dataDir: opts.data }) })
-}
-
-/**
- * Runs `fn` against the node; a node that is not running ends the verb with exit 2 and the
- * command that starts one (with the same --data).
- */
-export async function withNode<T>(opts: NodeOptions, fn: (client: ApiClient) => Promise<T>): Promise<T> {
-  const client = await nodeClient(opts)
-  try {
-    return await fn(client)
-  } catch (e) {
-    if (e instanceof RbqError && e.code === 'API_UNAVAILABLE' && e.message.includes('rbq node start')) {
-      const start = opts.data === undefined ? 'rbq node start' : `rbq node start --data ${opts.data}`
-      throw new CliExit(EXIT_USAGE, `rbq: ${e.message.replace('`rbq node start`', `\`${start}\``)} [API_UNAVAILABLE]`, 'API_UNAVAILABLE')
-    }
-    throw e
-  }
-}
+import { printJson } from '../exit.js'
+import { withNodeOptions } from '../options.js'
 
 function duration(seconds: number): string {
   const d = Math.floor(seconds / 86400)

@@ -12,13 +12,14 @@
 import { promises as fs } from 'node:fs'
 import { resolve } from 'node:path'
 import { type Command } from 'commander'
-import type { ApiClient } from '../../node/api/client.js'
+import type { ApiClient } from '../../client/api-client.js'
 import type { TrustExplanation } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
 import type { Policy, TrustRoot } from '../../node/consensus/policy.js'
 import { CliExit, EXIT_NEGATIVE, printJson } from '../exit.js'
 import { dataDirHelp } from '../options.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 interface PolicyOptions {
   data?: string
@@ -28,7 +29,7 @@ interface PolicyOptions {
 
 async function policyFileOf(opts: PolicyOptions): Promise<string> {
   if (opts.policy !== undefined) return resolve(opts.policy)
-  const [{ defaultDataDir }, { policyPath }] = await Promise.all([import('../../node/paths.js'), import('../../node/trust/policy-file.js')])
+  const [{ defaultDataDir }, { policyPath }] = await Promise.all([import('../../common/data-dir.js'), import('../../node/trust/policy-file.js')])
   return policyPath(resolve(opts.data ?? defaultDataDir()))
 }
 
@@ -47,7 +48,7 @@ interface Editable {
 const DEFAULT_SETTINGS = { threshold: 2, count: 'party', max_dissent: 0, max_depth: 3 }
 
 async function readEditable(file: string): Promise<Editable> {
-  const [{ parse, TomlError }, { readFileBounded }] = await Promise.all([import('smol-toml'), import('../../node/files.js')])
+  const [{ parse, TomlError }, { readFileBounded }] = await Promise.all([import('smol-toml'), import('../../common/files.js')])
   let text: string | undefined
   try {
     text = Buffer.from(await readFileBounded(file, 128 * 1024, 'policy file')).toString('utf8')
@@ -185,7 +186,7 @@ export function registerTrust(program: Command): void {
       const file = await policyFileOf(opts)
       let key = keyText
       if (keyText === 'self') {
-        const [{ dataDirLayout, defaultDataDir }, { loadKey }] = await Promise.all([import('../../node/paths.js'), import('../../node/identity/key-file.js')])
+        const [{ dataDirLayout, defaultDataDir }, { loadKey }] = await Promise.all([import('../../common/data-dir.js'), import('../../identity/signing-key.js')])
         key = (await loadKey(dataDirLayout(resolve(opts.data ?? defaultDataDir())).signingKey)).publicKey.text
       }
       const e = await readEditable(file)
@@ -252,7 +253,7 @@ export function registerTrust(program: Command): void {
     .action(async (key: string, opts: NodeOptions & { package?: string; policy?: string; json?: boolean }) => {
       let policy: string | undefined
       if (opts.policy !== undefined) {
-        const { readFileBounded } = await import('../../node/files.js')
+        const { readFileBounded } = await import('../../common/files.js')
         policy = Buffer.from(await readFileBounded(resolve(opts.policy), 128 * 1024, 'policy file')).toString('utf8')
       }
       const { x, unusable } = await withNode(opts, async (c) => ({

@@ -5,19 +5,20 @@
  * reason on one line; 2 usage or I/O error (missing file, node not running).
  *
  * For a .deb without --package, the source package and artifact name come from its control
- * fields (`dpkg-deb --field`, node/apt/deb-file.ts), as the apt gate names them. Without a
+ * fields (`dpkg-deb --field`, debian/deb-file.ts), as the apt gate names them. Without a
  * package, the node finds the (package, artifact) pairs where builders rebuilt the file's digest
  * or saw the archive publish it.
  */
 import { promises as fs } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import type { Command } from 'commander'
-import type { ApiClient } from '../../node/api/client.js'
+import type { ApiClient } from '../../client/api-client.js'
 import type { VerdictQuery, VerdictResult } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
 import { CliExit, EXIT_OK, printJson, verdictExitCode } from '../exit.js'
 import { parsePurlOption } from '../options.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 interface VerifyOptions extends NodeOptions {
   package?: string
@@ -61,7 +62,7 @@ async function questionFor(target: string, opts: VerifyOptions): Promise<Verdict
     throw new RbqError('FILE_UNREADABLE', `${target}: ${(e as Error).message}`, { cause: e })
   }
   if (pkg === undefined && /\.u?deb$/.test(path)) {
-    const { inspectDeb } = await import('../../node/apt/deb-file.js')
+    const { inspectDeb } = await import('../../debian/deb-file.js')
     try {
       const deb = await inspectDeb(path)
       return { ...deb.query, ...(artifact === undefined ? {} : { artifact }) }
@@ -70,7 +71,7 @@ async function questionFor(target: string, opts: VerifyOptions): Promise<Verdict
       process.stderr.write(`rbq: note: ${e.message}; asking by digest only\n`)
     }
   }
-  const { sha256File } = await import('../../node/files.js')
+  const { sha256File } = await import('../../common/files.js')
   const { sha256 } = await sha256File(path)
   if (pkg === undefined) return { sha256, ...(artifact === undefined ? {} : { artifact }) }
   return { sha256, package: pkg, artifact: artifact ?? checkArtifact(basename(path), 'file name') }
@@ -111,7 +112,7 @@ export function registerVerify(program: Command): void {
       const question = await questionFor(target, opts)
       let policy: string | undefined
       if (opts.policy !== undefined) {
-        const { readFileBounded } = await import('../../node/files.js')
+        const { readFileBounded } = await import('../../common/files.js')
         policy = Buffer.from(await readFileBounded(resolve(opts.policy), 128 * 1024, 'policy file')).toString('utf8')
       }
       const { result, hint } = await withNode(opts, async (c) => {

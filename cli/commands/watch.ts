@@ -9,7 +9,8 @@ import type { Command } from 'commander'
 import type { ApiEvent, ApiEventType, FrameEvent, VerdictEvent, WatchedArtifact } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/errors.js'
 import { printJson } from '../exit.js'
-import { withNode, withNodeOptions, type NodeOptions } from './status.js'
+import { withNode, type NodeOptions } from '../../client/node-session.js'
+import { withNodeOptions } from '../options.js'
 
 interface WatchOptions extends NodeOptions {
   add?: string[]
@@ -71,7 +72,7 @@ export function registerWatch(program: Command): void {
     .action(async (opts: WatchOptions) => {
       await withNode(opts, async (client) => {
         if (opts.add !== undefined && opts.add.length > 0) {
-          const { inspectDeb } = await import('../../node/apt/deb-file.js')
+          const { inspectDeb } = await import('../../debian/deb-file.js')
           const items = []
           for (const f of opts.add) items.push((await inspectDeb(resolve(f))).query)
           const added = await client.watch(items)

@@ -7,18 +7,18 @@ import type { TSchema } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Libp2p } from '@libp2p/interface'
 import type { Store } from '../db/store.js'
-import type { IngestResult, IngestSource } from '../ingest/types.js'
-import type { Logger } from '../logger.js'
+import type { IngestResult, IngestSource } from '../ingest/ingest-types.js'
+import type { Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
-import type { SuiteVersions } from '../rebuild/stats.js'
+import type { SuiteVersions } from '../rebuild/rebuild-stats.js'
 import type { PublicKey, VerifiedFrame } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
-import type { EventHub } from './events.js'
+import type { EventHub } from './node-events.js'
 import type { PolicyFile } from '../trust/policy-file.js'
-import type { VerdictService } from './verdict-service.js'
-import type { WatchList } from './watch-list.js'
+import type { VerdictService } from '../consensus/verdict-service.js'
+import type { WatchList } from '../consensus/watch-list.js'
 
-/** The ingest pipeline as the API uses it (node/ingest/pipeline.ts IngestPipeline). */
+/** The ingest pipeline as the API uses it (node/ingest/ingest-pipeline.ts IngestPipeline). */
 export interface ApiIngest {
   submit(bytes: Uint8Array, source: IngestSource): Promise<IngestResult>
   submitMany(frames: readonly Uint8Array[], source: IngestSource): Promise<IngestResult[]>
@@ -55,7 +55,7 @@ export interface ApiComponents {
   askNetwork?: (purl: string) => Promise<{ recipients: number; local?: { status: string; detail: string } }>
   /** Catch-up state for /v1/status. */
   sync?: () => StatusResponse['sync']
-  /** A Debian suite's versions, for GET /v1/stats?suite= (node/rebuild/stats.ts archiveSuites). */
+  /** A Debian suite's versions, for GET /v1/stats?suite= (node/rebuild/rebuild-stats.ts archiveSuites). */
   debianSuite?: (suite: string, signal?: AbortSignal) => Promise<SuiteVersions & { name: string }>
 }
 

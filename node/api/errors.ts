@@ -49,13 +49,3 @@ export function errorReply(e: unknown): ApiErrorReply {
   }
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error (see the node log)' } }, internal: true }
 }
-
-/** The client side: a typed error from an error body (or a generic API_ERROR). */
-export function errorFromBody(status: number, body: unknown): RbqError {
-  const err = (body as { error?: { code?: unknown; message?: unknown; field?: unknown } } | undefined)?.error
-  if (err !== undefined && typeof err.code === 'string' && typeof err.message === 'string') {
-    const field = typeof err.field === 'string' ? err.field : undefined
-    return new RbqError(err.code as ErrorCode, err.message, field === undefined ? {} : { field })
-  }
-  return new RbqError('API_ERROR', `the node answered HTTP ${status} without an error body`)
-}

@@ -1,7 +1,7 @@
 /**
  * The API's defences against hostile clients (issue 14): which Host and Origin it answers, how
  * many connections it holds and which one it lets go at the cap, how slowly a body may arrive,
- * and how many batch verdicts run at once. The values come from `[api]` (node/config.ts);
+ * and how many batch verdicts run at once. The values come from `[api]` (node/node-config.ts);
  * node/api/README.md documents them.
  */
 import { readFileSync } from 'node:fs'
@@ -40,7 +40,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   maxQueuedBatches: 8
 }
 
-/** `[api]` keys of the limits (the rest of [api] is read by node/config.ts). */
+/** `[api]` keys of the limits (the rest of [api] is read by node/node-config.ts). */
 export function readApiLimits(api: TableReader): ApiLimits {
   const d = DEFAULT_API_LIMITS
   const limits: ApiLimits = {

@@ -3,15 +3,15 @@
  * parts, as configured by [api]. Kept here so node.ts needs one call in its API section.
  */
 import type { Libp2p } from '@libp2p/interface'
-import type { ApiConfig } from '../config.js'
+import type { ApiConfig } from '../node-config.js'
 import type { Store } from '../db/store.js'
-import type { IngestPipeline } from '../ingest/pipeline.js'
-import type { Logger } from '../logger.js'
+import type { IngestPipeline } from '../ingest/ingest-pipeline.js'
+import type { Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
 import type { PublicKey } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { ApiComponents, ApiRebuilds } from './context.js'
-import { ApiServer } from './server.js'
+import { ApiServer } from './api-server.js'
 import type { PolicyFile } from '../trust/policy-file.js'
 
 export interface NodeApiParts {
@@ -29,7 +29,7 @@ export interface NodeApiParts {
   askNetwork?: ApiComponents['askNetwork']
   /** The node's policy reader, shared with its trusted-key set. */
   policy?: PolicyFile
-  /** A Debian suite's versions for GET /v1/stats?suite= (node/rebuild/stats.ts archiveSuites). */
+  /** A Debian suite's versions for GET /v1/stats?suite= (node/rebuild/rebuild-stats.ts archiveSuites). */
   debianSuite?: ApiComponents['debianSuite']
 }
 

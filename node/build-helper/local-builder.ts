@@ -5,12 +5,12 @@
  * helper over its Unix socket. The pipeline does not know which one it has.
  */
 import { join } from 'node:path'
-import type { RebuildConfig } from '../rebuild/config.js'
-import { defaultParallel, rebuildDebian } from '../rebuild/debian/builder.js'
-import { rebuildRecipe } from '../rebuild/recipe/builder.js'
+import type { RebuildConfig } from '../rebuild/rebuild-config.js'
+import { defaultParallel, rebuildDebian } from '../rebuild/debian/debian-builder.js'
+import { rebuildRecipe } from '../rebuild/recipe/recipe-builder.js'
 import { loadRecipe } from '../rebuild/recipe/recipe.js'
 import type { JobTarget } from '../rebuild/scheduler.js'
-import type { OnProgress, RebuildResult } from '../rebuild/types.js'
+import type { OnProgress, RebuildResult } from '../rebuild/rebuild-types.js'
 
 export interface BuildRun {
   /** Kept after the build: `build.log` (and artifacts for the local builder). */

@@ -37,6 +37,7 @@
  * and the roots that reach them, so a key counts for one party and a party counts once, and the
  * count never depends on the order of [[root]] entries. `count = "key"`: keys are counted.
  */
+import type { ArtifactQuery } from '../../protocol/api.js'
 import {
   parsePurl,
   RbqError,
@@ -74,11 +75,8 @@ export const CLAIM_SUMMARY_MAX = 300
 /** Flips kept per key in the evidence (the newest ones). */
 const MAX_FLIPS_PER_KEY = 8
 
-export interface ArtifactQuery {
-  readonly package: string
-  readonly artifact: string
-  readonly sha256: string
-}
+/** The question (protocol/api.ts): this sha256, as this artifact of this package. */
+export type { ArtifactQuery }
 
 export interface PartyKey {
   readonly party: string

@@ -22,7 +22,7 @@ import { RbqError, decodeFrame, frameId, type StatementKind, type VerifiedFrame 
 import { Bucket, STORE_LAYOUT_VERSION, arrivalValue, bucketName, keys, parseArrival } from './buckets.js'
 import { indexEntriesOf } from './frame-batch.js'
 import { INDEX_BUCKETS, NO_STATS, Store, isLockedError, type StoreOp } from './store.js'
-import type { KeyStats } from './types.js'
+import type { KeyStats } from './store-types.js'
 
 export interface CheckProblem {
   /** What is wrong, as a stable word: bad-frame-id, undecodable-frame, dangling-entry, wrong-entry, missing-entry, duplicate-arrival, wrong-counter, layout. */

@@ -7,7 +7,7 @@
 import type { AttestationFrame, StatementKind, VerifiedFrame } from '../../protocol/index.js'
 import { artifactNamesOf } from '../consensus/verdict.js'
 import { Bucket, arrivalValue, keys } from './buckets.js'
-import type { KeyStats, PutOutcome } from './types.js'
+import type { KeyStats, PutOutcome } from './store-types.js'
 
 export interface BatchOp {
   bucket: Bucket

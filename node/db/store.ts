@@ -26,7 +26,7 @@ import {
   type KeyRange
 } from './buckets.js'
 import { FrameBatch, indexEntriesOf, type BatchOp, type CommittedState, type SeqEntry } from './frame-batch.js'
-import type { ArrivalEntry, DigestEntry, JsonSublevel, KeyStats, KeyUsage, PutOutcome, PutStatus, StoreInit, SublevelName } from './types.js'
+import type { ArrivalEntry, DigestEntry, JsonSublevel, KeyStats, KeyUsage, PutOutcome, PutStatus, StoreInit, SublevelName } from './store-types.js'
 
 type Sub<V> = AbstractSublevel<Level<string, string>, string | Buffer | Uint8Array, string, V>
 

@@ -18,7 +18,7 @@
 import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { errorFields, silentLogger, type Logger } from '../logger.js'
+import { errorFields, silentLogger, type Logger } from '../../common/logger.js'
 import { decodeOne, fromWire, packFrames, type DecodeOutcome, type DecodeRequest, type WorkerMessage } from './decode-job.js'
 
 export interface DecodePoolInit {

@@ -25,14 +25,14 @@ import {
   type VerifiedFrame
 } from '../../protocol/index.js'
 import type { Store } from '../db/store.js'
-import { SeqCounter } from '../identity/seq-counter.js'
-import { errorFields, silentLogger, type Logger } from '../logger.js'
-import { SOFTWARE } from '../version.js'
-import type { IngestPipeline } from './pipeline.js'
+import { SeqCounter } from '../../identity/seq-counter.js'
+import { errorFields, silentLogger, type Logger } from '../../common/logger.js'
+import { SOFTWARE } from '../../common/version.js'
+import type { IngestPipeline } from './ingest-pipeline.js'
 
 export interface PublisherInit {
   key: SigningKey
-  /** The key's seq state file: seqFileFor(keyFile) (node/identity/seq-counter.ts). */
+  /** The key's seq state file: seqFileFor(keyFile) (identity/seq-counter.ts). */
   seqFile: string
 }
 

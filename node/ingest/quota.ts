@@ -10,8 +10,8 @@
 import type { Counter, Gauge } from 'prom-client'
 import { RbqError, type KeyId } from '../../protocol/index.js'
 import type { Store } from '../db/store.js'
-import type { ArrivalEntry, KeyUsage } from '../db/types.js'
-import type { Logger } from '../logger.js'
+import type { ArrivalEntry, KeyUsage } from '../db/store-types.js'
+import type { Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
 
 export interface QuotaLimits {

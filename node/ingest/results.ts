@@ -7,7 +7,7 @@
  *             so a code added later is IGNORE until someone lists it here.
  */
 import { RbqError, type ErrorCode } from '../../protocol/index.js'
-import type { IngestResult, IngestStatus } from './types.js'
+import type { IngestResult, IngestStatus } from './ingest-types.js'
 
 const REJECT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   // decoding and schema

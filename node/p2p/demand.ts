@@ -27,7 +27,7 @@ import {
   type SigningKey
 } from '../../protocol/index.js'
 import { asRbqError } from '../ingest/results.js'
-import { errorFields, type Logger } from '../logger.js'
+import { errorFields, type Logger } from '../../common/logger.js'
 import type { GossipVerdict } from './gossip.js'
 
 export interface RebuildRequestsInit {

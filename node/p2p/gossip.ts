@@ -26,8 +26,8 @@ import {
   type VerifiedFrame
 } from '../../protocol/index.js'
 import { asRbqError, toGossipResult } from '../ingest/results.js'
-import type { IngestResult, IngestSource } from '../ingest/types.js'
-import { errorFields, type Logger } from '../logger.js'
+import type { IngestResult, IngestSource } from '../ingest/ingest-types.js'
+import { errorFields, type Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
 
 export type GossipResult = 'accept' | 'reject' | 'ignore'

@@ -29,7 +29,7 @@ import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
 import { MAX_FRAME_BYTES, TOPIC_REBUILD_REQUESTS, TOPICS } from '../../protocol/index.js'
 import { gaugesWithoutTotalSuffix } from '../metrics.js'
-import { VERSION } from '../version.js'
+import { VERSION } from '../../common/version.js'
 import { GOSSIP_SCORE_PARAMS, GOSSIP_SCORE_THRESHOLDS } from './gossip-score.js'
 
 export type HostServices = { identify: Identify; ping: Ping; pubsub: GossipSub }

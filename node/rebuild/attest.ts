@@ -23,9 +23,9 @@ import {
   type SigningKey
 } from '../../protocol/index.js'
 import type { AttestationInit } from '../ingest/publisher.js'
-import type { SeqCounter } from '../identity/seq-counter.js'
-import { SOFTWARE } from '../version.js'
-import type { RebuildResult } from './types.js'
+import type { SeqCounter } from '../../identity/seq-counter.js'
+import { SOFTWARE } from '../../common/version.js'
+import type { RebuildResult } from './rebuild-types.js'
 
 /** Wire limits of the rebuild predicate (protocol/statements.ts). */
 const MAX_DIFF_SUMMARY = 2048

@@ -4,7 +4,7 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { finished } from 'node:stream/promises'
-import { sha256File } from '../files.js'
+import { sha256File } from '../../common/files.js'
 
 export interface BuildLog {
   readonly path: string

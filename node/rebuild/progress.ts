@@ -18,7 +18,7 @@
 import type { Counter, Histogram } from 'prom-client'
 import type { Metrics } from '../metrics.js'
 import type { FinishedJob, RebuildScheduler, SchedulerEvent } from './scheduler.js'
-import type { RebuildOutcome } from './types.js'
+import type { RebuildOutcome } from './rebuild-types.js'
 
 export const PROGRESS_OUTCOMES = ['reproduced', 'mismatch', 'failed', 'built', 'error', 'retry'] as const
 export type ProgressOutcome = (typeof PROGRESS_OUTCOMES)[number]

@@ -13,7 +13,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { checkPattern, parsePurl, RbqError, scopeMatches } from '../../protocol/index.js'
-import { checkSecretFileMode, writeSecretFile } from '../identity/key-file.js'
+import { checkSecretFileMode, writeSecretFile } from '../../identity/signing-key.js'
 
 export const SAMPLER_SEED_BYTES = 32
 const TWO_POW_64 = 2 ** 64

@@ -20,10 +20,10 @@ import { EventEmitter } from 'node:events'
 import type { Counter, Gauge } from 'prom-client'
 import { canonicalJson, isRbqError, RbqError, type ErrorCode } from '../../protocol/index.js'
 import { SEP } from '../db/buckets.js'
-import type { JsonSublevel } from '../db/types.js'
-import { errorFields, silentLogger, type Logger } from '../logger.js'
+import type { JsonSublevel } from '../db/store-types.js'
+import { errorFields, silentLogger, type Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
-import type { RebuildOutcome } from './types.js'
+import type { RebuildOutcome } from './rebuild-types.js'
 
 /**
  * What to build for a purl; stored in the job, so a restarted node needs no feed to resume.

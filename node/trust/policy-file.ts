@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { API_MAX_POLICY_BYTES } from '../../protocol/api.js'
 import { RbqError } from '../../protocol/index.js'
 import { parsePolicy, type Policy, type PolicyParseOptions } from '../consensus/policy.js'
-import { readFileBounded } from '../files.js'
-import { errorFields, silentLogger, type Logger } from '../logger.js'
+import { readFileBounded } from '../../common/files.js'
+import { errorFields, silentLogger, type Logger } from '../../common/logger.js'
 
 export const POLICY_FILE_NAME = 'policy.toml'
 

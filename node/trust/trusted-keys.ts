@@ -6,7 +6,7 @@
  */
 import { buildTrustGraph, reachableKeys } from '../consensus/index.js'
 import type { Store } from '../db/store.js'
-import type { Logger } from '../logger.js'
+import type { Logger } from '../../common/logger.js'
 import { openStoredFrame, type DelegationFrame, type EquivocationFrame, type KeyId } from '../../protocol/index.js'
 import type { PolicyFile } from './policy-file.js'
 

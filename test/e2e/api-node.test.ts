@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ApiClient } from '../../node/api/client.js'
+import { ApiClient } from '../../client/api-client.js'
 import { policyPath } from '../../node/trust/policy-file.js'
 import { formatPolicy } from '../../node/consensus/index.js'
 import { TOPIC_ATTESTATIONS } from '../../protocol/index.js'

@@ -7,9 +7,9 @@
 import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DebianArchive } from '../../node/rebuild/debian/archive.js'
-import { rebuildDebian, type DebianBuildOptions } from '../../node/rebuild/debian/builder.js'
-import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/doctor.js'
-import type { RebuildResult } from '../../node/rebuild/types.js'
+import { rebuildDebian, type DebianBuildOptions } from '../../node/rebuild/debian/debian-builder.js'
+import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/debian-doctor.js'
+import type { RebuildResult } from '../../node/rebuild/rebuild-types.js'
 import { sharedDebianCache } from '../utils/debian-cache.js'
 
 const inCI = process.env.CI === 'true'

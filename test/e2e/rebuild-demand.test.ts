@@ -9,7 +9,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ApiClient } from '../../node/api/client.js'
+import { ApiClient } from '../../client/api-client.js'
 import { formatPolicy } from '../../node/consensus/index.js'
 import { policyPath } from '../../node/trust/policy-file.js'
 import { sha256Hex, TOPIC_REBUILD_REQUESTS } from '../../protocol/index.js'

@@ -9,7 +9,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ApiClient } from '../../node/api/client.js'
+import { ApiClient } from '../../client/api-client.js'
 import { sha256Hex } from '../../protocol/index.js'
 import type { NetworkStats, StatusResponse } from '../../protocol/api.js'
 import { runRbq } from '../utils/cli.js'

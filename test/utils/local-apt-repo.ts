@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { sha256File } from '../../node/files.js'
+import { sha256File } from '../../common/files.js'
 
 export interface LocalAptRepo {
   dir: string

@@ -3,8 +3,8 @@
  * logs (RBQ_TEST_LOG=debug to see them), and polling with a deadline instead of sleeps.
  */
 import { decodeFrame, type RebuildStatement } from '../../protocol/index.js'
-import { configFromToml, type NodeConfig } from '../../node/config.js'
-import { createLogger, type LogLevel } from '../../node/logger.js'
+import { configFromToml, type NodeConfig } from '../../node/node-config.js'
+import { createLogger, type LogLevel } from '../../common/logger.js'
 import { Metrics } from '../../node/metrics.js'
 import { RbqNode } from '../../node/node.js'
 import { makeTempDir } from './tmp.js'

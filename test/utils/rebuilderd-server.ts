@@ -4,7 +4,7 @@
  * common/src/api/v1 `ResultPage<BinaryPackage>`, daemon/src/api/v1/util/pagination.rs,
  * daemon/src/attestation.rs with in-toto-rs Metablock links signed by Ed25519).
  *
- * The signing side is written here independently of node/bridge/in-toto-link.ts: canonical bytes
+ * The signing side is written here independently of client/bridge/in-toto-link.ts: canonical bytes
  * by a recursive key sort + JSON.stringify, the key id from the literal securesystemslib JSON,
  * and the public key PEM in in-toto-rs's SPKI form (with the NULL algorithm parameter, CRLF).
  */

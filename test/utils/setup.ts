@@ -1,2 +1,2 @@
 // Loaded by vitest before every test file (vitest.config.ts).
-import '../../node/polyfills.js'
+import '../../common/polyfills.js'

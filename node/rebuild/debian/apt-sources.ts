@@ -5,7 +5,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { RbqError } from '../../../protocol/errors.js'
-import { parseDeb822 } from './deb822.js'
+import { parseDeb822 } from '../../../debian/deb822.js'
 
 export interface AptSourceEntry {
   types: string[] // deb, deb-src

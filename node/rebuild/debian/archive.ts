@@ -12,10 +12,10 @@ import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
 import { RbqError } from '../../../protocol/errors.js'
 import { pickCompanionSuites, pickDebianArchive, readAptSources, type ArchiveLocation } from './apt-sources.js'
-import { parseChecksumList, parseParagraph, type Paragraph } from './deb822.js'
+import { parseChecksumList, parseParagraph, type Paragraph } from '../../../debian/deb822.js'
 import { downloadVerified, fetchBytes, type Expected } from './download.js'
-import { run } from '../../run.js'
-import { binNmuSuffix, compareVersions } from './version.js'
+import { run } from '../../../common/subprocess.js'
+import { binNmuSuffix, compareVersions } from '../../../debian/debian-version.js'
 
 export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
 

@@ -13,10 +13,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { chmod, chown, lstat, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { RbqError } from '../../../protocol/errors.js'
-import type { OnProgress } from '../types.js'
+import type { OnProgress } from '../rebuild-types.js'
 import { archiveKey, DEBIAN_KEYRING } from './archive.js'
 import type { ArchiveLocation } from './apt-sources.js'
-import { run, type RunResult } from '../../run.js'
+import { run, type RunResult } from '../../../common/subprocess.js'
 
 /** The unprivileged user builds run as (created in the build root). */
 export const BUILD_USER = { name: 'rbq', uid: 1000, gid: 1000, home: '/nonexistent' } as const

@@ -3,7 +3,7 @@
  * the build, and reduced to a short summary plus tags guessed from the report.
  */
 import { writeFile } from 'node:fs/promises'
-import { hasCommand, run } from '../../run.js'
+import { hasCommand, run } from '../../../common/subprocess.js'
 
 export interface DiffReport {
   /** diffoscope's text output (possibly truncated), or undefined when it could not run. */

@@ -10,8 +10,8 @@ import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { RbqError } from '../../../protocol/errors.js'
-import { sha256File } from '../../files.js'
-import { proxyDispatcher } from '../../http-proxy.js'
+import { sha256File } from '../../../common/files.js'
+import { proxyDispatcher } from '../../../common/http-proxy.js'
 
 export interface Expected {
   sha256: string
@@ -30,7 +30,7 @@ async function exists(path: string): Promise<boolean> {
 async function get(url: string, signal?: AbortSignal): Promise<Response> {
   let res: Response
   try {
-    // Through the machine's HTTP(S) proxy, if one is set (node/http-proxy.ts).
+    // Through the machine's HTTP(S) proxy, if one is set (common/http-proxy.ts).
     res = await fetch(url, { signal, dispatcher: await proxyDispatcher(url) })
   } catch (e) {
     if (signal?.aborted === true) throw e

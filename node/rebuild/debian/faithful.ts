@@ -10,9 +10,9 @@ import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { RbqError } from '../../../protocol/errors.js'
 import type { BinaryPackage, SourcePackage } from './archive.js'
-import { proxyDispatcher } from '../../http-proxy.js'
-import { parseChecksumList, parseParagraph, stripClearsign } from './deb822.js'
-import { versionWithoutEpoch } from './version.js'
+import { proxyDispatcher } from '../../../common/http-proxy.js'
+import { parseChecksumList, parseParagraph, stripClearsign } from '../../../debian/deb822.js'
+import { versionWithoutEpoch } from '../../../debian/debian-version.js'
 
 /** The public Debian buildinfo service (one .buildinfo per official build, by source). */
 export const DEFAULT_BUILDINFO_SOURCES = ['https://buildinfos.debian.net/buildinfo-pool/{prefix}/{source}/{source}_{version}_{arch}.buildinfo']

@@ -6,7 +6,7 @@
  *   neither    no isolation: the build runs anyway and the log and result say so
  * Containers may deny namespaces even to root, hence the probe rather than a uid check.
  */
-import { run } from '../../run.js'
+import { run } from '../../../common/subprocess.js'
 
 export type NetworkIsolation =
   | { mode: 'netns' | 'userns-netns'; prefix: string[]; detail: string }

@@ -6,9 +6,9 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../../node/config.js'
-import { formatLogLine } from '../../../node/logger.js'
-import { systemConfigFile } from '../../../node/paths.js'
+import { loadConfig } from '../../../node/node-config.js'
+import { formatLogLine } from '../../../common/logger.js'
+import { systemConfigFile } from '../../../common/data-dir.js'
 import { makeTempDir } from '../../utils/tmp.js'
 
 const cleanups: (() => Promise<void>)[] = []

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BatchGate, DEFAULT_API_LIMITS, effectiveConnectionCap, HostCheck } from '../../../../node/api/limits.js'
-import { configFromToml } from '../../../../node/config.js'
+import { configFromToml } from '../../../../node/node-config.js'
 import { RbqError } from '../../../../protocol/index.js'
 
 describe('HostCheck', () => {

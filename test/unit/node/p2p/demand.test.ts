@@ -14,7 +14,7 @@ import {
   parseFrame,
   utf8
 } from '../../../../protocol/index.js'
-import { silentLogger } from '../../../../node/logger.js'
+import { silentLogger } from '../../../../common/logger.js'
 import { RebuildRequests } from '../../../../node/p2p/demand.js'
 import { attestation } from '../../../utils/frames.js'
 

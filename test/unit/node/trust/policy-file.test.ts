@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createLogger } from '../../../../node/logger.js'
+import { createLogger } from '../../../../common/logger.js'
 import { PolicyFile } from '../../../../node/trust/policy-file.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { key } from '../consensus/fixtures.js'

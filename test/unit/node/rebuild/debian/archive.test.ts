@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isRbqError } from '../../../../../protocol/errors.js'
 import { archiveKey, DebianArchive, ParagraphIndex, parseRelease, verifyInRelease, type ReleaseInfo } from '../../../../../node/rebuild/debian/archive.js'
-import { splitParagraphs } from '../../../../../node/rebuild/debian/deb822.js'
+import { splitParagraphs } from '../../../../../debian/deb822.js'
 import { makeTempDir } from '../../../../utils/tmp.js'
 
 const RELEASE = `Origin: Debian

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isRbqError } from '../../../../../protocol/errors.js'
 import { downloadVerified, fetchBytes } from '../../../../../node/rebuild/debian/download.js'
-import { sha256File } from '../../../../../node/files.js'
+import { sha256File } from '../../../../../common/files.js'
 import { makeTempDir } from '../../../../utils/tmp.js'
 
 const BODY = Buffer.from('Format: 3.0 (native)\nSource: hello\n')
