@@ -1,6 +1,6 @@
 /**
  * Reading the node's answers on the client side: an error body (`{ error: { code, message } }`,
- * node/api/errors.ts writes it) as a typed RbqError, and the server-sent event stream
+ * node/api/api-errors.ts writes it) as a typed RbqError, and the server-sent event stream
  * (node/api/node-events.ts writes it) as typed events.
  */
 import type { ApiEvent } from '../protocol/api.js'

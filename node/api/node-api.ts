@@ -23,7 +23,7 @@ export interface NodeApiParts {
   logger: Logger
   publicKey: PublicKey
   libp2p?: Pick<Libp2p, 'peerId' | 'getMultiaddrs' | 'getConnections'>
-  /** Peers a catch-up session runs or waits for (node/p2p/sync.ts activePeers). */
+  /** Peers a catch-up session runs or waits for (node/p2p/sync-service.ts activePeers). */
   syncingPeers?: () => readonly string[]
   rebuilds?: ApiRebuilds
   askNetwork?: ApiComponents['askNetwork']

@@ -25,7 +25,7 @@ import { Gossip } from './gossip.js'
 import { createHost, type Host } from './host.js'
 import { PeerPenalties } from './peer-penalties.js'
 import { loadSeqRuns, SeqRuns } from './seq-runs.js'
-import { SyncService } from './sync.js'
+import { SyncService } from './sync-service.js'
 
 export interface NetworkInit {
   peerKey: PrivateKey

@@ -1,7 +1,7 @@
 /**
  * Domain types of the rebuild pipeline (names after rebuilderd). A builder turns a
  * `BuildInput` into a `RebuildResult`; signing it into an attestation happens elsewhere
- * (node/rebuild/attest.ts), so builders never touch keys.
+ * (node/rebuild/rebuild-statement.ts), so builders never touch keys.
  */
 import type { ErrorCode } from '../../protocol/errors.js'
 

@@ -26,7 +26,7 @@ import {
 import { canonicalPurl, frameText, RbqError, type VerifiedFrame } from '../../../protocol/index.js'
 import { stripFinalNewline } from '../../../common/files.js'
 import type { IngestResult } from '../../ingest/ingest-types.js'
-import { errorReply } from '../errors.js'
+import { errorReply } from '../api-errors.js'
 import type { ApiContext, ApiRoute } from '../context.js'
 
 interface Cursor {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseDpkgStatus } from '../../../debian/dpkg-status.js'
-import { cachedDebName } from '../../../client/health/health.js'
+import { cachedDebName } from '../../../client/health/system-health.js'
 
 const STATUS = `Package: zlib1g
 Status: install ok installed

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatHealth, type HealthReport, type PackageHealth } from '../../../../client/health/health.js'
+import { formatHealth, type HealthReport, type PackageHealth } from '../../../../client/health/system-health.js'
 
 function pkg(name: string, status: PackageHealth['status'], reason: string): PackageHealth {
   return { package: name, version: '1.0-1', architecture: 'amd64', purl: `pkg:deb/debian/${name}@1.0-1?arch=source`, artifact: `${name}_1.0-1_amd64.deb`, sha256: '0'.repeat(64), digestSource: 'cache', status, reason }
