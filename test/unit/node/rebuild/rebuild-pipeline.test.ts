@@ -167,6 +167,8 @@ describe('RebuildPipeline: requests, stale jobs, progress (issue 15)', () => {
     await writeFile(go, '')
     await until(async () => (await attestations()).length === 1, 'the slow rebuild')
     await until(() => p.stats().jobs.length === 0, 'the job to leave the running list')
+    // The scheduler logs the end after it has recorded the job, which may be after the job left the running list.
+    await until(() => lines.some((l) => l.purl === 'pkg:generic/slow@1' && l.msg === 'rebuild job finished'), 'the end of the job in the log')
     const mine = lines.filter((l) => l.purl === 'pkg:generic/slow@1')
     expect(mine[0]?.msg).toBe('rebuild started')
     expect(mine.some((l) => l.phase === 'build' && l.previousPhase === 'verify')).toBe(true)
