@@ -50,7 +50,7 @@ import {
   type ParsedPurl
 } from '../../protocol/index.js'
 import type { EffectiveBuilder, TrustGraph } from './delegation-graph.js'
-import type { CountMode } from './policy.js'
+import type { CountMode, Policy } from './policy.js'
 
 export const VERDICT_STATUSES = ['reproduced', 'unreproducible', 'mismatch', 'conflict', 'insufficient', 'failed', 'unknown'] as const
 export type VerdictStatus = (typeof VERDICT_STATUSES)[number]
@@ -381,7 +381,7 @@ export function packageVerdictOf(pkg: string, verdicts: readonly Verdict[]): Pac
 }
 
 /**
- * One claims row, its properties written in JCS order (see verdictHashInput). `h` is the file's
+ * One claims row, its properties written in JCS order (see verdictOf). `h` is the file's
  * digest, or null for a key that only reports failures (stance null).
  */
 function claimRow(keyid: KeyId, builder: EffectiveBuilder, f: AttestationFrame, x: string | null, u: string | null, h: string | null): KeyClaim {
@@ -405,17 +405,32 @@ function claimRow(keyid: KeyId, builder: EffectiveBuilder, f: AttestationFrame, 
   }
 }
 
-/** The engine proper, on a normalised query. */
+/**
+ * The engine proper, on a normalised query, in three steps named as in the module comment:
+ * collect the trusted statements about the question, claim (each key's claim and its stance),
+ * decide (count, status and reason); then the evidence.
+ */
 function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], q: ArtifactQuery, purl: ParsedPurl): Verdict {
-  const policy = trust.policy
   const set = trust.buildersFor(purl)
+  const claimed = claimsOf(collect(set.builders, attestations, q), q)
+  const tally = tallyOf(trust.policy, claimed)
+  const { status, reason } = decide(trust.policy, q, claimed, tally)
+  return verdictOf(trust.policy, q, claimed, tally, set.truncated, status, reason)
+}
+
+/**
+ * Collect: each trusted key's statements about the question (its package, naming the artifact
+ * in subject or upstream, or a failure of the package), each frame once; untrusted keys never
+ * change a verdict. Marks keys with two different statements under one seq.
+ */
+function collect(builders: ReadonlyMap<KeyId, EffectiveBuilder>, attestations: readonly AttestationFrame[], q: ArtifactQuery): Map<KeyId, KeyStatements> {
   const perKey = new Map<KeyId, KeyStatements>()
   const seen = new Set<string>()
   for (const f of attestations) {
     const p = f.statement.predicate
     if (p.package !== q.package || seen.has(f.id)) continue
-    const builder = set.builders.get(f.signer.keyid)
-    if (builder === undefined) continue // untrusted for this package: never changes a verdict
+    const builder = builders.get(f.signer.keyid)
+    if (builder === undefined) continue
     const isFailure = p.outcome === 'failed'
     let x: string | null = null
     let u: string | null = null
@@ -436,21 +451,50 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
     if (isFailure) ks.failures.push(f)
     else ks.named.push({ seq: p.builder.seq, sha256: x, upstream: u, frame: f })
   }
+  return perKey
+}
 
-  const claims: KeyClaim[] = []
-  const equivocators: KeyId[] = []
-  const failed: PartyKey[] = []
-  const flips: Flip[] = []
-  const frames = new Set<string>()
-  const byStance: Record<ClaimStance, Counted[]> = { supports: [], contradicts: [], drift: [] }
-  const byDigest = new Map<string, Counted[]>()
-  const contradictions = new Map<Contradiction, { keys: Counted[]; digests: string[] }>()
-  const supportInputs = new Set<string>()
-  const tags = new Set<string>()
+/** What the trusted keys claim about the question, grouped for counting (the claim step). */
+interface Claimed {
+  /** One row per key with a claim or a failure, in keyid order. */
+  readonly claims: KeyClaim[]
+  readonly equivocators: KeyId[]
+  /** Keys with only failures, in keyid order (the evidence sorts them by party). */
+  readonly failed: PartyKey[]
+  readonly flips: Flip[]
+  readonly frames: Set<string>
+  readonly byStance: Record<ClaimStance, Counted[]>
+  /** Keys per digest X ≠ H they rebuilt, whatever their stance. */
+  readonly byDigest: Map<string, Counted[]>
+  readonly contradictions: Map<Contradiction, { keys: Counted[]; digests: string[] }>
+  /** Inputs digests behind the supporting claims. */
+  readonly supportInputs: Set<string>
+  /** Cause tags of the contradicting and drifted claims. */
+  readonly tags: Set<string>
+}
+
+/**
+ * Claim: per key (keyid order), equivocators dropped; the claim is the highest-seq statement
+ * naming the artifact, with its stance towards H (stanceOf); a key with only failures counts as
+ * failed, shown by its newest failure.
+ */
+function claimsOf(perKey: ReadonlyMap<KeyId, KeyStatements>, q: ArtifactQuery): Claimed {
+  const c: Claimed = {
+    claims: [],
+    equivocators: [],
+    failed: [],
+    flips: [],
+    frames: new Set(),
+    byStance: { supports: [], contradicts: [], drift: [] },
+    byDigest: new Map(),
+    contradictions: new Map(),
+    supportInputs: new Set(),
+    tags: new Set()
+  }
   for (const keyid of [...perKey.keys()].sort()) {
     const ks = perKey.get(keyid)!
     if (ks.equivocates) {
-      equivocators.push(keyid)
+      c.equivocators.push(keyid)
       continue
     }
     const { builder } = ks
@@ -459,126 +503,138 @@ function evaluate(trust: TrustGraph, attestations: readonly AttestationFrame[], 
       const current = ks.named[ks.named.length - 1]!
       const claim = claimRow(keyid, builder, current.frame, current.sha256, current.upstream, q.sha256)
       const { stance, contradiction } = stanceOf(claim, q.sha256)
-      claims.push(claim)
-      frames.add(current.frame.id)
+      c.claims.push(claim)
+      c.frames.add(current.frame.id)
       const counted = { keyid, builder }
-      byStance[stance].push(counted)
-      if (stance === 'supports') supportInputs.add(claim.inputs)
-      else for (const t of claim.tags) tags.add(t)
+      c.byStance[stance].push(counted)
+      if (stance === 'supports') c.supportInputs.add(claim.inputs)
+      else for (const t of claim.tags) c.tags.add(t)
       if (current.sha256 !== null && current.sha256 !== q.sha256) {
-        let list = byDigest.get(current.sha256)
-        if (list === undefined) byDigest.set(current.sha256, (list = []))
+        let list = c.byDigest.get(current.sha256)
+        if (list === undefined) c.byDigest.set(current.sha256, (list = []))
         list.push(counted)
       }
       if (contradiction !== undefined) {
-        let c = contradictions.get(contradiction)
-        if (c === undefined) contradictions.set(contradiction, (c = { keys: [], digests: [] }))
-        c.keys.push(counted)
+        let why = c.contradictions.get(contradiction)
+        if (why === undefined) c.contradictions.set(contradiction, (why = { keys: [], digests: [] }))
+        why.keys.push(counted)
         const shown = contradiction === 'published-other' ? current.upstream : current.sha256
-        if (shown !== null) c.digests.push(shown)
+        if (shown !== null) why.digests.push(shown)
       }
-      flips.push(...flipsOf(keyid, builder.party, ks.named))
+      c.flips.push(...flipsOf(keyid, builder.party, ks.named))
     } else {
       let latest = ks.failures[0]!
       for (const f of ks.failures) if (f.statement.predicate.builder.seq > latest.statement.predicate.builder.seq) latest = f
-      claims.push(claimRow(keyid, builder, latest, null, null, null))
-      frames.add(latest.id)
-      failed.push({ keyid, party: builder.party })
+      c.claims.push(claimRow(keyid, builder, latest, null, null, null))
+      c.frames.add(latest.id)
+      c.failed.push({ keyid, party: builder.party })
     }
   }
+  return c
+}
 
-  const roots = policy.roots
-  const k = policy.threshold
-  const m = policy.maxDissent
-  const count = (keys: readonly Counted[]) => countUnits(keys, policy.count, roots)
-  const support = count(byStance.supports)
-  const S = support.length
-  const C = count(byStance.contradicts).length
-  const D = count(byStance.drift).length
-  const dissent: DigestSupport[] = [...byDigest.keys()].sort().map((d) => {
-    const s = count(byDigest.get(d)!)
+/** The counted units (policy `count`): S, C, D and the other digests' claimants. */
+interface Tally {
+  readonly count: (keys: readonly Counted[]) => PartyKey[]
+  /** Counted supporters of H (S = its length). */
+  readonly support: PartyKey[]
+  readonly S: number
+  readonly C: number
+  readonly D: number
+  readonly dissent: DigestSupport[]
+}
+
+function tallyOf(policy: Policy, c: Claimed): Tally {
+  const count = (keys: readonly Counted[]) => countUnits(keys, policy.count, policy.roots)
+  const support = count(c.byStance.supports)
+  const dissent: DigestSupport[] = [...c.byDigest.keys()].sort().map((d) => {
+    const s = count(c.byDigest.get(d)!)
     return { have: s.length, sha256: d, support: s }
   })
+  return { count, support, S: support.length, C: count(c.byStance.contradicts).length, D: count(c.byStance.drift).length, dissent }
+}
 
+/** Decide: the status by the rules table (module comment, in that order) and its one-line reason. */
+function decide(policy: Policy, q: ArtifactQuery, c: Claimed, t: Tally): { status: VerdictStatus; reason: string } {
+  const { S, C, D, support } = t
+  const k = policy.threshold
+  const m = policy.maxDissent
   const unit = (n: number) => (policy.count === 'party' ? (n === 1 ? 'party' : 'parties') : n === 1 ? 'key' : 'keys')
   /** "1 party contradicts", "2 parties contradict". */
   const contradict = (n: number) => (n === 1 ? 'contradicts' : 'contradict')
   const names = (pk: readonly PartyKey[]) => [...new Set(pk.map((x) => (policy.count === 'party' ? x.party : `${x.party}/${short(x.keyid)}`)))].join(', ')
-  const tagList = [...tags].sort()
+  const tagList = [...c.tags].sort()
   const tagText = tagList.length > 0 ? ` (${tagList.join(', ')})` : ''
   const tolerance = `max_dissent ${m}`
   const driftNote = D > 0 ? `; ${D} ${unit(D)} rebuilt other bytes with today's toolchain${tagText}, not dissent` : ''
-  const claimCount = byStance.supports.length + byStance.contradicts.length + byStance.drift.length
-  let status: VerdictStatus
-  let reason: string
+  const claimCount = c.byStance.supports.length + c.byStance.contradicts.length + c.byStance.drift.length
   if (claimCount === 0) {
-    if (failed.length > 0) {
-      status = 'failed'
-      reason = `trusted builders only report build failures for ${q.package} (${failed.length} ${failed.length === 1 ? 'key' : 'keys'}: ${names(failed)})`
-    } else {
-      status = 'unknown'
-      reason = `no trusted statement about ${q.artifact} in ${q.package}`
+    if (c.failed.length > 0) {
+      return { status: 'failed', reason: `trusted builders only report build failures for ${q.package} (${c.failed.length} ${c.failed.length === 1 ? 'key' : 'keys'}: ${names(c.failed)})` }
     }
-  } else if (S >= k && C >= k) {
-    status = 'conflict'
-    reason = `trusted ${unit(2)} disagree: ${S} rebuilt ${short(q.sha256)} and ${C} ${contradict(C)} it, each reaching the threshold ${k}`
-  } else if (S >= k) {
-    if (C <= m) {
-      status = 'reproduced'
-      reason = `${S} ${unit(S)} rebuilt ${short(q.sha256)} (${names(support)}; ${k} needed)` + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote
-    } else {
-      status = 'conflict'
-      reason = `${S} ${unit(S)} rebuilt ${short(q.sha256)} but ${C} ${unit(C)} ${contradict(C)} it (${tolerance})`
-    }
-  } else if (C >= k) {
-    const why = contradictionText(q, contradictions, count, unit)
-    if (S <= m) {
-      status = 'mismatch'
-      reason = why
-    } else {
-      status = 'conflict'
-      reason = `${why}; but ${S} ${unit(S)} rebuilt ${short(q.sha256)} (${tolerance})`
-    }
-  } else if (C > m) {
-    status = 'conflict'
-    reason = `${C} ${unit(C)} ${contradict(C)} ${short(q.sha256)} (${tolerance}); ${S} of ${k} rebuilt it`
-  } else if (D >= k) {
-    status = 'unreproducible'
-    const xs = byStance.drift.map((c) => claims.find((r) => r.keyid === c.keyid)!.sha256)
-    const what = xs.every((x) => x === null) ? `built no file named ${q.artifact}` : xs.some((x) => x === null) ? 'rebuilt other bytes or no file of this name' : 'rebuilt other bytes'
-    reason =
-      `not reproducible with today's toolchain: ${D} ${unit(D)} ${what}${tagText}; the archive published this file; not a sign of tampering` +
-      (S > 0 ? `; ${S} of ${k} rebuilt it exactly` : '') +
-      (C > 0 ? `; ${C} dissent, within ${tolerance}` : '')
-  } else {
-    status = 'insufficient'
-    reason = `${S} of ${k} ${unit(k)} rebuilt ${short(q.sha256)}` + (S > 0 ? ` (${names(support)})` : '') + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote
+    return { status: 'unknown', reason: `no trusted statement about ${q.artifact} in ${q.package}` }
   }
+  if (S >= k && C >= k) {
+    return { status: 'conflict', reason: `trusted ${unit(2)} disagree: ${S} rebuilt ${short(q.sha256)} and ${C} ${contradict(C)} it, each reaching the threshold ${k}` }
+  }
+  if (S >= k) {
+    if (C <= m) {
+      return { status: 'reproduced', reason: `${S} ${unit(S)} rebuilt ${short(q.sha256)} (${names(support)}; ${k} needed)` + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote }
+    }
+    return { status: 'conflict', reason: `${S} ${unit(S)} rebuilt ${short(q.sha256)} but ${C} ${unit(C)} ${contradict(C)} it (${tolerance})` }
+  }
+  if (C >= k) {
+    const why = contradictionText(q, c.contradictions, t.count, unit)
+    if (S <= m) return { status: 'mismatch', reason: why }
+    return { status: 'conflict', reason: `${why}; but ${S} ${unit(S)} rebuilt ${short(q.sha256)} (${tolerance})` }
+  }
+  if (C > m) {
+    return { status: 'conflict', reason: `${C} ${unit(C)} ${contradict(C)} ${short(q.sha256)} (${tolerance}); ${S} of ${k} rebuilt it` }
+  }
+  if (D >= k) {
+    const xs = c.byStance.drift.map((d) => c.claims.find((r) => r.keyid === d.keyid)!.sha256)
+    const what = xs.every((x) => x === null) ? `built no file named ${q.artifact}` : xs.some((x) => x === null) ? 'rebuilt other bytes or no file of this name' : 'rebuilt other bytes'
+    return {
+      status: 'unreproducible',
+      reason:
+        `not reproducible with today's toolchain: ${D} ${unit(D)} ${what}${tagText}; the archive published this file; not a sign of tampering` +
+        (S > 0 ? `; ${S} of ${k} rebuilt it exactly` : '') +
+        (C > 0 ? `; ${C} dissent, within ${tolerance}` : '')
+    }
+  }
+  return {
+    status: 'insufficient',
+    reason: `${S} of ${k} ${unit(k)} rebuilt ${short(q.sha256)}` + (S > 0 ? ` (${names(support)})` : '') + (C > 0 ? `; ${C} dissent, within ${tolerance}` : '') + driftNote
+  }
+}
 
+/** The verdict: the evidence in JCS order, its canonical text written once, and its hash. */
+function verdictOf(policy: Policy, q: ArtifactQuery, c: Claimed, t: Tally, truncated: boolean, status: VerdictStatus, reason: string): Verdict {
   // Properties in JCS order (sorted by UTF-16 code units), here and in every object inside.
   const rest = {
     count: policy.count,
-    dissent,
-    dissenting: C,
-    drifted: D,
-    equivocators,
-    failed: failed.sort(byPartyKey),
-    flips,
-    frames: [...frames].sort(),
-    have: S,
-    inputs: [...supportInputs].sort(),
-    maxDissent: m,
-    need: k,
+    dissent: t.dissent,
+    dissenting: t.C,
+    drifted: t.D,
+    equivocators: c.equivocators,
+    failed: c.failed.sort(byPartyKey),
+    flips: c.flips,
+    frames: [...c.frames].sort(),
+    have: t.S,
+    inputs: [...c.supportInputs].sort(),
+    maxDissent: policy.maxDissent,
+    need: policy.threshold,
     package: q.package,
     sha256: q.sha256,
-    support,
-    tags: tagList,
-    truncated: set.truncated
+    support: t.support,
+    tags: [...c.tags].sort(),
+    truncated
   }
+  const { claims } = c
   const evidence: VerdictEvidence = { artifact: q.artifact, claims, ...rest }
   // The claims rows (most of the text) are written by claimJson; the rest by JSON.stringify.
   let claimsText = '['
-  for (let i = 0; i < claims.length; i++) claimsText += (i === 0 ? '' : ',') + claimJson(claims[i]!, partyTexts.get(perKey.get(claims[i]!.keyid)!.builder))
+  for (let i = 0; i < claims.length; i++) claimsText += (i === 0 ? '' : ',') + claimJson(claims[i]!, partyTexts.get(claims[i]!))
   const evidenceText = `{"artifact":${JSON.stringify(q.artifact)},"claims":${claimsText}],${JSON.stringify(rest).slice(1)}`
   const verdict: Verdict = { status, reason, evidence, evidenceHash: sha256Hex(hashInputOf(status, reason, evidenceText)) }
   evidenceTexts.set(verdict, evidenceText)
@@ -597,13 +653,14 @@ function hashInputOf(status: VerdictStatus, reason: string, evidenceText: string
 }
 
 /**
- * `"parties":[…],"party":"…"` of a builder. Builder objects are made per package walk, so the
- * text is remembered by the party names themselves (a policy has few roots; bounded anyway).
+ * `"parties":[…],"party":"…"` of a claims row (its builder's). Builder objects are made per
+ * package walk, so the text is remembered by the party names themselves (a policy has few
+ * roots; bounded anyway).
  */
 const PARTY_TEXTS_MAX = 4096
 const partyTextMemo = new Map<string, string>()
 const partyTexts = {
-  get(builder: EffectiveBuilder): string {
+  get(builder: { readonly party: string; readonly parties: readonly string[] }): string {
     const key = builder.parties.length === 1 && builder.parties[0] === builder.party ? builder.party : `${builder.party}\n${builder.parties.join('\n')}`
     let text = partyTextMemo.get(key)
     if (text === undefined) {
