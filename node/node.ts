@@ -1,7 +1,7 @@
 /**
  * The composition root. Starts, in order:
  *   data dir (0700) → keys (signing.key, peer.key; created on first start, 0600)
- *   → store (LevelDB, <data>/db) → trust engine hook → ingest pipeline → publisher
+ *   → store (LevelDB, <data>/db) → trust state (policy, delegations, proofs) → ingest pipeline → publisher
  *   → network (libp2p, gossip, sync) → [rebuild pipeline] → [API]
  * and stops them in reverse. A failure while starting stops what already started.
  */
@@ -27,7 +27,7 @@ import { checkListenPorts } from './ports.js'
 import { RebuildPipeline } from './rebuild/rebuild-pipeline.js'
 import { archiveSuites } from './rebuild/rebuild-stats.js'
 import { PolicyFile, policyPath } from './trust/policy-file.js'
-import { TrustedKeys } from './trust/trusted-keys.js'
+import { TrustState } from './trust/trust-state.js'
 import { VERSION } from '../common/version.js'
 
 /** What a node tells observers (API /v1/events, tests). */
@@ -65,7 +65,7 @@ export class RbqNode {
     readonly metrics: Metrics,
     readonly signingKey: SigningKey,
     readonly store: Store,
-    readonly trust: TrustedKeys,
+    readonly trust: TrustState,
     readonly pipeline: IngestPipeline,
     readonly publisher: Publisher,
     readonly network: Network,
@@ -99,9 +99,10 @@ export class RbqNode {
       const store = await Store.open(paths.db)
       started.push({ name: 'store', stop: () => store.close() })
 
-      // Keys the node's policy trusts (roots and delegates) are exempt from strangers' quotas.
+      // The one owner of trust state (node/trust/README.md): read by the ingest quota (keys the
+      // policy trusts are exempt from strangers' quotas), sync's sets, and the API's verdicts and watches.
       const policy = new PolicyFile(config.api.policy ?? policyPath(paths.root), logger.child({ component: 'policy' }))
-      const trust = new TrustedKeys({ store, policy, logger: logger.child({ component: 'trust' }) })
+      const trust = new TrustState({ store, policy, logger: logger.child({ component: 'trust' }) })
       await trust.start()
       started.push({ name: 'trust', stop: async () => trust.stop() })
 
@@ -110,7 +111,7 @@ export class RbqNode {
         {
           reporterKey: signingKey,
           isTrusted: (keyid) => trust.isTrusted(keyid),
-          trustedKeys: () => trust.all,
+          trustedKeys: () => trust.trustedKeys(),
           quota: { maxFramesPerKey: config.ingest.maxFramesPerKey, maxBytesPerKey: config.ingest.maxBytesPerKey },
           strangerBudget: { maxStrangerFrames: config.ingest.maxStrangerFrames, maxStrangerBytes: config.ingest.maxStrangerBytes },
           ...(config.ingest.workers === undefined ? {} : { workers: config.ingest.workers })
@@ -118,16 +119,12 @@ export class RbqNode {
       )
       await pipeline.start()
       started.push({ name: 'ingest', stop: () => pipeline.stop() })
-      // A new delegation or proof can change who is trusted.
-      pipeline.on('stored', (frame) => {
-        if (frame.kind !== 'attestation') void trust.refresh()
-      })
 
       const publisher = new Publisher({ pipeline, store, logger: logger.child({ component: 'publisher' }) }, { key: signingKey, seqFile: seqFileFor(paths.signingKey) })
       await publisher.start()
       started.push({ name: 'publisher', stop: () => publisher.stop() })
 
-      const network = await Network.create({ store, pipeline, publisher, metrics, logger, signingKey }, { peerKey, p2p: config.p2p, sync: config.sync })
+      const network = await Network.create({ store, trust, pipeline, publisher, metrics, logger, signingKey }, { peerKey, p2p: config.p2p, sync: config.sync })
       await network.start()
       started.push({ name: 'network', stop: () => network.stop() })
 
@@ -160,7 +157,7 @@ export class RbqNode {
         publicKey: signingKey.publicKey,
         libp2p: network.host,
         syncingPeers: () => network.sync.activePeers,
-        policy,
+        trust,
         // rbq stats --suite: the suite's versions from the archive cache the Debian builder uses.
         debianSuite: archiveSuites({
           cacheDir: config.rebuild.debian.cacheDir ?? join(paths.cache, 'debian'),

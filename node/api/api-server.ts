@@ -39,6 +39,7 @@ import { BatchGate, BodyRateGuard, ConnectionGuard, DEFAULT_API_LIMITS, effectiv
 import { EventHub } from './node-events.js'
 import { openApiDocument } from './openapi.js'
 import { PolicyFile, policyPath } from '../trust/policy-file.js'
+import { TrustState } from '../trust/trust-state.js'
 import { attestationRoutes } from './routes/attestation-routes.js'
 import { eventRoutes } from './routes/event-routes.js'
 import { metricsRoutes } from './routes/metrics-routes.js'
@@ -75,14 +76,12 @@ export interface ApiServerInit {
   port?: number
   /** Default `<dataDir>/policy.toml`. */
   policyFile?: string
-  /** The node's own policy reader (shared with its trusted-key set); wins over `policyFile`. */
-  policy?: PolicyFile
+  /** The node's trust state (started; shared with the ingest quota and sync); wins over `policyFile`. Without it the server keeps its own. */
+  trust?: TrustState
   /** Default `<dataDir>/api.token`. */
   tokenFile?: string
   /** SSE heartbeat period in ms (default 15 s). */
   heartbeatMs?: number
-  /** How often watched verdicts are checked for trust changes without new frames (default 5 s). */
-  watchCheckMs?: number
   /** Write `<dataDir>/api.url` (default true). */
   writeUrlFile?: boolean
   /** Timeouts, caps and allowed hosts (default DEFAULT_API_LIMITS; `[api]` in the config). */
@@ -93,7 +92,9 @@ export class ApiServer {
   readonly verdicts: VerdictService
   readonly watch: WatchList
   readonly events: EventHub
-  readonly policy: PolicyFile
+  readonly trust: TrustState
+  /** The trust state this server made itself (no `trust` given): started and stopped with it. */
+  private readonly ownTrust: TrustState | undefined
   private readonly app: FastifyInstance
   private readonly log: Logger
   private readonly routes: ApiRoute[]
@@ -124,19 +125,17 @@ export class ApiServer {
     this.connections = new ConnectionGuard(cap)
     this.bodyRate = new BodyRateGuard(this.limits.minBodyBytesPerSecond)
     this.batches = new BatchGate(this.limits.maxBatches, this.limits.maxQueuedBatches)
-    this.policy = init.policy ?? new PolicyFile(init.policyFile ?? policyPath(init.dataDir))
-    this.verdicts = new VerdictService({ store: components.store, policy: this.policy })
+    this.ownTrust = init.trust === undefined ? new TrustState({ store: components.store, policy: new PolicyFile(init.policyFile ?? policyPath(init.dataDir)), logger: this.log }) : undefined
+    this.trust = init.trust ?? this.ownTrust!
+    this.verdicts = new VerdictService({ store: components.store, trust: this.trust })
     this.events = new EventHub(init.heartbeatMs === undefined ? {} : { heartbeatMs: init.heartbeatMs })
-    this.watch = new WatchList(
-      { store: components.store, verdicts: this.verdicts, onChange: (e) => this.events.publishVerdict(e), logger: this.log },
-      init.watchCheckMs === undefined ? {} : { checkIntervalMs: init.watchCheckMs }
-    )
+    this.watch = new WatchList({ store: components.store, verdicts: this.verdicts, trust: this.trust, onChange: (e) => this.events.publishVerdict(e), logger: this.log })
     this.context = {
       components,
       verdicts: this.verdicts,
       watch: this.watch,
       events: this.events,
-      policy: this.policy,
+      trust: this.trust,
       dataDir: init.dataDir,
       startedAt: new Date(),
       url: () => this.baseUrl
@@ -195,6 +194,7 @@ export class ApiServer {
     const { token, created } = await loadOrCreateApiToken(tokenFile)
     this.token = token
     if (created) this.log.info({ file: tokenFile }, 'API token created')
+    await this.ownTrust?.start()
     await this.watch.start()
     this.components.ingest?.on('stored', this.onStored)
     this.events.start()
@@ -233,6 +233,7 @@ export class ApiServer {
     this.bodyRate.stop()
     await this.app.close()
     await this.watch.stop()
+    this.ownTrust?.stop()
     if (this.init.writeUrlFile !== false) {
       const file = join(this.init.dataDir, API_URL_FILE)
       const text = await fs.readFile(file, 'utf8').catch(() => '')

@@ -14,7 +14,7 @@ import type { SuiteVersions } from '../rebuild/rebuild-stats.js'
 import type { PublicKey, VerifiedFrame } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { EventHub } from './node-events.js'
-import type { PolicyFile } from '../trust/policy-file.js'
+import type { TrustState } from '../trust/trust-state.js'
 import type { VerdictService } from '../consensus/verdict-service.js'
 import type { WatchList } from '../consensus/watch-list.js'
 
@@ -89,7 +89,8 @@ export interface ApiContext {
   readonly verdicts: VerdictService
   readonly watch: WatchList
   readonly events: EventHub
-  readonly policy: PolicyFile
+  /** The node's trust state: its policy (status), graph, decoded frames. */
+  readonly trust: TrustState
   readonly dataDir: string
   readonly startedAt: Date
   /** Base URL the server listens on (after start). */

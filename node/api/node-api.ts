@@ -12,7 +12,7 @@ import type { PublicKey } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { ApiComponents, ApiRebuilds } from './context.js'
 import { ApiServer } from './api-server.js'
-import type { PolicyFile } from '../trust/policy-file.js'
+import type { TrustState } from '../trust/trust-state.js'
 
 export interface NodeApiParts {
   dataDir: string
@@ -27,8 +27,8 @@ export interface NodeApiParts {
   syncingPeers?: () => readonly string[]
   rebuilds?: ApiRebuilds
   askNetwork?: ApiComponents['askNetwork']
-  /** The node's policy reader, shared with its trusted-key set. */
-  policy?: PolicyFile
+  /** The node's trust state (started), shared with the ingest quota and sync. */
+  trust?: TrustState
   /** A Debian suite's versions for GET /v1/stats?suite= (node/rebuild/rebuild-stats.ts archiveSuites). */
   debianSuite?: ApiComponents['debianSuite']
 }
@@ -62,7 +62,7 @@ export async function startNodeApi(parts: NodeApiParts): Promise<ApiServer | und
       limits: parts.config.limits,
       ...(parts.config.port === undefined ? {} : { port: parts.config.port }),
       ...(parts.config.policy === undefined ? {} : { policyFile: parts.config.policy }),
-      ...(parts.policy === undefined ? {} : { policy: parts.policy })
+      ...(parts.trust === undefined ? {} : { trust: parts.trust })
     }
   )
   await server.start()

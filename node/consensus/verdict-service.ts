@@ -3,13 +3,13 @@
  * computeVerdicts) with the frames the store's indexes name, for the API's verdict, batch,
  * trust-explain and watch routes.
  *
- * - Trust graph: built from the policy (the node's file, or one sent with the request) and every
- *   stored delegation and equivocation proof; kept until the policy file changes, a delegation
- *   or proof is stored (the store's per-kind counts move), or an edge in use expires.
+ * - Trust graph: the node policy's comes from TrustState (node/trust/trust-state.ts), which owns
+ *   the policy, the stored delegations and proofs, their invalidation and the decoded frame
+ *   cache; a policy sent with the request gets a graph over the same delegations and proofs.
  * - Candidates for (package, artifact): the attestations of the package signed by a key the
  *   trust graph reaches for it (buildersFor; the store's (package, signer) index), whose subject
  *   or upstream names the artifact (artifactNamesOf), and their build failures; decoded frames
- *   are cached by id. Statements of keys no policy trusts are never read nor decoded, so a
+ *   come from TrustState's cache. Statements of keys no policy trusts are never read nor decoded, so a
  *   verdict costs what the trusted statements about the package cost, however many strangers
  *   wrote about it (the engine would ignore them anyway: untrusted keys never change a verdict).
  * - A question with only a digest (or a digest and one of package/artifact): the (package,
@@ -24,29 +24,18 @@
 import {
   artifactNamesOf,
   computeVerdicts,
-  buildTrustGraph,
-  reachableKeys,
   verdictJson,
   worstOf,
   type ArtifactQuery,
   type AttestationSource,
-  type Policy,
   type TrustGraph,
   type Verdict
 } from './index.js'
 import type { Store } from '../db/store.js'
-import {
-  canonicalPurl,
-  frameId,
-  openStoredFrame,
-  parsePublicKey,
-  type AttestationFrame,
-  type DelegationFrame,
-  type EquivocationFrame,
-  type VerifiedFrame
-} from '../../protocol/index.js'
+import { canonicalPurl, parsePublicKey, type AttestationFrame, type VerifiedFrame } from '../../protocol/index.js'
 import type { ArtifactVerdict, TrustExplanation, VerdictEvidenceMode, VerdictQuery, VerdictResult } from '../../protocol/api.js'
-import { parseRequestPolicy, type PolicyFile } from '../trust/policy-file.js'
+import { parseRequestPolicy } from '../trust/policy-file.js'
+import type { TrustState } from '../trust/trust-state.js'
 import { mapLimit } from '../../common/concurrency.js'
 
 /** Readonly engine types → the wire types (same fields, mutable arrays). */
@@ -57,8 +46,6 @@ export function toWireVerdict(v: Verdict): ArtifactVerdict {
   return v as DeepMutable<Verdict>
 }
 
-/** Decoded frames kept, least recently used dropped first (≈4 KiB each: ≈80 MiB at most). */
-const DECODED_CACHE_MAX = 20_000
 /** Index scans run at the same time while answering a batch. */
 const PREFETCH_CONCURRENCY = 16
 
@@ -66,9 +53,8 @@ const short = (d: string) => d.slice(0, 12)
 
 export interface VerdictServiceComponents {
   store: Store
-  policy: PolicyFile
-  /** Milliseconds since the epoch (delegation expiry). */
-  now?: () => number
+  /** The node's trust state (started): policy, delegations, proofs, decoded frames. */
+  trust: TrustState
 }
 
 /** A normalised question: lowercase digest, canonical purl. */
@@ -86,24 +72,16 @@ interface PackageFrames {
 
 export class VerdictService {
   private readonly store: Store
-  private readonly policyFile: PolicyFile
-  private readonly now: () => number
-  private readonly decoded = new Map<string, VerifiedFrame>()
-  private readonly reachableByGraph = new WeakMap<TrustGraph, ReadonlySet<string>>()
-  private trustCache: { key: string; policy: Policy; graph: TrustGraph } | undefined
-  private trustFrames: { key: string; delegations: DelegationFrame[]; proofs: EquivocationFrame[] } | undefined
+  private readonly trustState: TrustState
 
   constructor(components: VerdictServiceComponents) {
     this.store = components.store
-    this.policyFile = components.policy
-    this.now = components.now ?? Date.now
+    this.trustState = components.trust
   }
 
-  /** Forgets decoded frames and trust state (benchmarks measure cold answers with it). */
+  /** Forgets decoded frames and the built trust graph (benchmarks measure cold answers with it). */
   dropCaches(): void {
-    this.decoded.clear()
-    this.trustCache = undefined
-    this.trustFrames = undefined
+    this.trustState.dropCaches()
   }
 
   /** Answers questions in order; `policyText` replaces the node policy for this call. */
@@ -150,99 +128,22 @@ export class VerdictService {
   private async explainGraph(policyText?: string): Promise<TrustGraph> {
     let policy = policyText === undefined ? undefined : parseRequestPolicy(policyText, { requireReachableThreshold: false })
     if (policy === undefined) {
-      const state = await this.policyFile.current()
-      if (state.policy !== undefined) return this.trust()
+      const state = await this.trustState.policy()
+      if (state.policy !== undefined) return this.trustState.graph()
       if (state.explainable === undefined) throw state.error
       policy = state.explainable
     }
-    const tf = await this.trustFrames_()
-    return buildTrustGraph({ policy, delegations: tf.delegations, proofs: tf.proofs, now: this.now() })
+    return this.trustState.graphFor(policy)
   }
 
   /** The trust graph for the node policy or a request's policy text. */
   async trust(policyText?: string): Promise<TrustGraph> {
-    if (policyText !== undefined) {
-      const policy = parseRequestPolicy(policyText)
-      const tf = await this.trustFrames_()
-      return buildTrustGraph({ policy, delegations: tf.delegations, proofs: tf.proofs, now: this.now() })
-    }
-    const state = await this.policyFile.current()
-    if (state.policy === undefined) throw state.error
-    const policy = state.policy
-    const tf = await this.trustFrames_()
-    const key = `${state.generation}|${tf.key}`
-    const cached = this.trustCache
-    const now = this.now()
-    if (cached !== undefined && cached.key === key && cached.policy === policy && (cached.graph.validUntil === undefined || now < cached.graph.validUntil)) {
-      return cached.graph
-    }
-    const graph = buildTrustGraph({ policy, delegations: tf.delegations, proofs: tf.proofs, now })
-    this.trustCache = { key, policy, graph }
-    return graph
+    return policyText === undefined ? this.trustState.graph() : this.trustState.graphFor(parseRequestPolicy(policyText))
   }
 
-  /** Decoded frames by id, in the order asked (cached); unknown ids are skipped. */
-  async frames(ids: readonly string[]): Promise<VerifiedFrame[]> {
-    const found = new Map<string, VerifiedFrame>()
-    const missing: string[] = []
-    for (const id of ids) {
-      const f = this.decoded.get(id)
-      if (f === undefined) {
-        missing.push(id)
-        continue
-      }
-      // Most recently used last: eviction takes the first key.
-      this.decoded.delete(id)
-      this.decoded.set(id, f)
-      found.set(id, f)
-    }
-    if (missing.length > 0) {
-      const bytes = await this.store.getFrames(missing)
-      const aligned = bytes.length === missing.length
-      bytes.forEach((b, i) => {
-        const id = aligned ? missing[i]! : frameId(b)
-        // Stored frames passed the full decode (signature included) before they were stored.
-        const f = openStoredFrame(b)
-        this.remember(id, f)
-        found.set(id, f)
-      })
-    }
-    const out: VerifiedFrame[] = []
-    for (const id of ids) {
-      const f = found.get(id)
-      if (f !== undefined) out.push(f)
-    }
-    return out
-  }
-
-  /** Keys the graph trusts for some package (computed once per graph). */
-  private reachable(trust: TrustGraph): ReadonlySet<string> {
-    let keys = this.reachableByGraph.get(trust)
-    if (keys === undefined) this.reachableByGraph.set(trust, (keys = reachableKeys(trust)))
-    return keys
-  }
-
-  private remember(id: string, frame: VerifiedFrame): void {
-    if (this.decoded.size >= DECODED_CACHE_MAX) {
-      const oldest = this.decoded.keys().next().value
-      if (oldest !== undefined) this.decoded.delete(oldest)
-    }
-    this.decoded.set(id, frame)
-  }
-
-  private async countsKey(): Promise<string> {
-    return `${await this.store.count('delegation')}:${await this.store.count('equivocation')}`
-  }
-
-  /** Stored delegations and proofs, decoded; re-read when the store's counts of them change. */
-  private async trustFrames_(): Promise<{ key: string; delegations: DelegationFrame[]; proofs: EquivocationFrame[] }> {
-    const key = await this.countsKey()
-    if (this.trustFrames?.key === key) return this.trustFrames
-    const decode = (list: Uint8Array[]) => list.map((b) => openStoredFrame(b))
-    const delegations = decode(await this.store.allDelegations()).filter((f): f is DelegationFrame => f.kind === 'delegation')
-    const proofs = decode(await this.store.allProofs()).filter((f): f is EquivocationFrame => f.kind === 'equivocation')
-    this.trustFrames = { key, delegations, proofs }
-    return this.trustFrames
+  /** Decoded stored frames by id, in the order asked (TrustState's cache); unknown ids are skipped. */
+  frames(ids: readonly string[]): Promise<VerifiedFrame[]> {
+    return this.trustState.frames(ids)
   }
 
   /**
@@ -250,9 +151,9 @@ export class VerdictService {
    * narrowed by the part of the pair given.
    */
   private async pairsFor(q: Question, trust: TrustGraph): Promise<{ package: string; artifact: string }[]> {
-    const entries = await this.store.digestEntries(q.sha256, this.reachable(trust))
+    const entries = await this.store.digestEntries(q.sha256, this.trustState.reachable(trust))
     const trusted = entries.filter((e) => (q.package === undefined || e.package === q.package) && isBuilderFor(trust, e.package, e.keyid))
-    const frames = await this.frames(trusted.map((e) => e.id))
+    const frames = await this.trustState.frames(trusted.map((e) => e.id))
     const seen = new Map<string, { package: string; artifact: string }>()
     for (const f of frames) {
       if (f.kind !== 'attestation') continue
@@ -278,7 +179,7 @@ export class VerdictService {
     const ids = (await this.store.frameIdsByPackageKeys(pairs)).flat()
     const out = new Map<string, PackageFrames>()
     for (const pkg of packages) out.set(pkg, { byArtifact: new Map(), failures: [] })
-    for (const f of await this.frames(ids)) {
+    for (const f of await this.trustState.frames(ids)) {
       if (f.kind !== 'attestation') continue
       const a = f as AttestationFrame
       const pf = out.get(a.statement.predicate.package)

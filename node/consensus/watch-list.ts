@@ -2,8 +2,10 @@
  * Watched artifacts (installed packages): each keeps its last verdict and evidence hash in the
  * store's 'watched' sublevel, so "was reproducible, now isn't" is noticed across restarts too.
  * When frames are stored, only the watches they can affect are recomputed; when the trust graph
- * changes (policy file edited, delegation or proof stored, a delegation expired), all of them are.
- * Every change of evidence hash becomes a `verdict` event (events.ts).
+ * changes (policy file edited, delegation or proof stored, a delegation expired: TrustState's
+ * `changed` event, node/trust/README.md), all of them are. Nothing polls: trust changes and
+ * stored frames are the only triggers. Every change of evidence hash becomes a `verdict` event
+ * (node/api/node-events.ts).
  *
  * The "affected" rule is node/consensus/reevaluate.ts's: an attestation affects the watched
  * artifacts of its package named in its subject or upstream, or every watched artifact of its
@@ -19,6 +21,7 @@ import type { VerifiedFrame } from '../../protocol/index.js'
 import type { ApiVerdictStatus, VerdictEvent, WatchItem, WatchRequest, WatchedArtifact } from '../../protocol/api.js'
 import { canonicalPurl, RbqError } from '../../protocol/index.js'
 import type { VerdictService } from './verdict-service.js'
+import type { TrustState } from '../trust/trust-state.js'
 
 type WatchRecord = WatchedArtifact
 
@@ -30,14 +33,11 @@ const CHUNK = 1000
 export interface WatchListComponents {
   store: Store
   verdicts: VerdictService
+  /** Its `changed` events re-evaluate every watch. */
+  trust: Pick<TrustState, 'on' | 'off'>
   /** Called for every verdict change of a watched artifact. */
   onChange?: (event: VerdictEvent) => void
   logger?: Logger
-}
-
-export interface WatchListInit {
-  /** Milliseconds between checks for trust changes without new frames (policy edits, expiry). Default 5 s. */
-  checkIntervalMs?: number
 }
 
 export class WatchList {
@@ -47,15 +47,8 @@ export class WatchList {
   private chain: Promise<unknown> = Promise.resolve()
   private queued = false
   private lastGraph: TrustGraph | undefined
-  private timer: NodeJS.Timeout | undefined
-  private readonly checkIntervalMs: number
 
-  constructor(
-    private readonly components: WatchListComponents,
-    init: WatchListInit = {}
-  ) {
-    this.checkIntervalMs = init.checkIntervalMs ?? 5000
-  }
+  constructor(private readonly components: WatchListComponents) {}
 
   get size(): number {
     return this.records.size
@@ -67,15 +60,17 @@ export class WatchList {
 
   async start(): Promise<void> {
     for await (const [key, record] of this.db.iterator()) this.index(key, record)
-    this.timer = setInterval(() => this.notify([]), this.checkIntervalMs).unref()
+    this.components.trust.on('changed', this.onTrustChanged)
     this.notify([]) // first check: catches changes made while the node was down
   }
 
   async stop(): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer)
-    this.timer = undefined
+    this.components.trust.off('changed', this.onTrustChanged)
     await this.settle()
   }
+
+  /** The trust graph changed: every watch is recomputed (reevaluate sees a new graph). */
+  private readonly onTrustChanged = (): void => this.notify([])
 
   /** Resolves when every queued re-evaluation has run. */
   async settle(): Promise<void> {

@@ -7,6 +7,7 @@
  * Every failure of LevelDB (disk full, I/O error, closed database) surfaces as
  * RbqError('STORE_ERROR'); a failed write changes nothing.
  */
+import { EventEmitter } from 'node:events'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { RbqError, openStoredFrame, type StatementKind, type VerifiedFrame } from '../../protocol/index.js'
@@ -67,6 +68,12 @@ function plainBytes(bytes: Uint8Array): Uint8Array {
   return Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
 }
 
+/**
+ * What committed writes changed, announced after each commit (node/trust/trust-state.ts keeps
+ * the delegations and proofs in memory by them): frames newly stored, and frames evicted.
+ */
+export type StoreChanges = EventEmitter<{ stored: [frames: readonly VerifiedFrame[]]; evicted: [frames: readonly VerifiedFrame[]] }>
+
 /** Entries read per trip to LevelDB by entriesOfRanges. */
 const RANGE_PAGE = 64
 
@@ -82,6 +89,8 @@ export class Store {
   private readonly total: KeyUsage = { frames: 0, bytes: 0 }
   private nextArrival = 1
   private writeChain: Promise<unknown> = Promise.resolve()
+  /** Announced after each commit; a listener's error never fails the (committed) write. */
+  readonly changes: StoreChanges = new EventEmitter()
 
   private constructor(private readonly db: Level<string, string>) {
     this.frames = db.sublevel<string, Uint8Array>(bucketName(Bucket.frame), { valueEncoding: 'view' })
@@ -156,9 +165,19 @@ export class Store {
       this.total.frames += batch.added.frames
       this.total.bytes += batch.added.bytes
       this.nextArrival = batch.nextArrival
+      this.announce('stored', frames.filter((_, i) => outcomes[i]!.status === 'stored'))
       return outcomes
     } catch (e) {
       throw storeError('store write failed', e)
+    }
+  }
+
+  private announce(event: 'stored' | 'evicted', frames: readonly VerifiedFrame[]): void {
+    if (frames.length === 0) return
+    try {
+      this.changes.emit(event, frames)
+    } catch {
+      // Committed already: a listener's failure must not turn into a failed write.
     }
   }
 
@@ -194,6 +213,7 @@ export class Store {
       const counts = { ...this.counts }
       const freed: KeyUsage = { frames: 0, bytes: 0 }
       const gone = new Set<string>()
+      const evicted: VerifiedFrame[] = []
       const seqsGone = new Map<string, Set<number>>()
       for (const [i, entry] of entries.entries()) {
         const raw = values[i]
@@ -206,6 +226,7 @@ export class Store {
         ops.push({ type: 'del', bucket: Bucket.frameByArrival, key: entry.key }, { type: 'del', bucket: Bucket.frame, key: frame.id })
         for (const op of indexEntriesOf(frame)) ops.push({ type: 'del', bucket: op.bucket, key: op.key })
         gone.add(frame.id)
+        evicted.push(frame)
         const keyid = frame.signer.keyid
         let st = stats.get(keyid)
         if (st === undefined) stats.set(keyid, (st = await this.keyStats(keyid)))
@@ -231,6 +252,7 @@ export class Store {
       for (const kind of KINDS) this.counts[kind] = counts[kind]
       this.total.frames -= freed.frames
       this.total.bytes -= freed.bytes
+      this.announce('evicted', evicted)
       return freed
     } catch (e) {
       throw storeError('store eviction failed', e)

@@ -25,7 +25,7 @@ import { Gossip } from './gossip.js'
 import { createHost, type Host } from './host.js'
 import { PeerPenalties } from './peer-penalties.js'
 import { loadSeqRuns, SeqRuns } from './seq-runs.js'
-import { SyncService } from './sync-service.js'
+import { SyncService, type SyncTrust } from './sync-service.js'
 
 export interface NetworkInit {
   peerKey: PrivateKey
@@ -35,6 +35,8 @@ export interface NetworkInit {
 
 export interface NetworkComponents {
   store: Store
+  /** The node's trust state: sync's delegation and proof sets. */
+  trust: SyncTrust
   pipeline: IngestPipeline
   publisher: Publisher
   metrics: Metrics
@@ -90,7 +92,7 @@ export class Network {
       otherTopics: new Map([[this.rebuildRequests.topic, this.rebuildRequests.validate]])
     })
     this.sync = new SyncService(
-      { host, store: components.store, ingest: components.pipeline, runs: this.runs, penalties: this.penalties, metrics: components.metrics, logger: components.logger },
+      { host, store: components.store, trust: components.trust, ingest: components.pipeline, runs: this.runs, penalties: this.penalties, metrics: components.metrics, logger: components.logger },
       {
         intervalMs: init.sync.intervalSeconds * 1000,
         batchFrames: init.sync.batchFrames,

@@ -14,13 +14,13 @@
  * oversize, more frames than asked, a cursor that does not move, a frame that fails
  * verification) ends the session with a strike (peer-penalties.ts). Errors never escape.
  *
- * Responder: one request per stream, answered from the store and the in-memory seq index.
+ * Responder: one request per stream, answered from the store, the in-memory seq index and the
+ * delegation and proof sets TrustState keeps (node/trust/trust-state.ts).
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import * as lp from 'it-length-prefixed'
 import type { Counter } from 'prom-client'
 import {
-  parseFrame,
   RbqError,
   SYNC_PROTOCOL,
   decodeUtf8,
@@ -61,6 +61,7 @@ import {
   type SyncSet
 } from '../../protocol/sync.js'
 import type { Store } from '../db/store.js'
+import type { TrustState } from '../trust/trust-state.js'
 import { asRbqError } from '../ingest/results.js'
 import type { IngestResult, IngestSource, IngestStatus } from '../ingest/ingest-types.js'
 import { errorFields, type Logger } from '../../common/logger.js'
@@ -80,7 +81,10 @@ export interface SyncInit {
   maxConcurrentPeers?: number
 }
 
-export type SyncStore = Pick<Store, 'attestationsInRange' | 'allDelegations' | 'allProofs'>
+export type SyncStore = Pick<Store, 'attestationsInRange'>
+
+/** Where the delegation and proof sets come from (node/trust/trust-state.ts TrustState owns them). */
+export type SyncTrust = Pick<TrustState, 'frameSet'>
 
 export interface SyncIngest {
   submitMany(frames: Uint8Array[], source: IngestSource, peer?: string): Promise<IngestResult[]>
@@ -91,6 +95,7 @@ export type SyncHost = Pick<Host, 'handle' | 'unhandle' | 'dialProtocol' | 'getP
 export interface SyncComponents {
   host: SyncHost
   store: SyncStore
+  trust: SyncTrust
   ingest: SyncIngest
   runs: SeqRuns
   penalties: PeerPenalties
@@ -171,7 +176,8 @@ export class SyncService {
   private readonly claims = new Map<KeyId, RangeClaim[]>()
   /** Set fetches under way: one peer at a time per set. */
   private readonly setFetches = new Map<SyncSet, Promise<void>>()
-  private sets: Promise<Record<SyncSet, { digest: SetDigest; frames: Map<string, Uint8Array> }>> | undefined
+  /** Each set's digest, computed once per version of the set. */
+  private readonly digests = new Map<SyncSet, { version: number; digest: SetDigest }>()
   private readonly metrics: {
     sessions: Counter<'outcome'>
     received: Counter<'status'>
@@ -231,10 +237,9 @@ export class SyncService {
     await this.components.host.unhandle(SYNC_PROTOCOL)
   }
 
-  /** Pipeline `stored` listener: keeps the seq index and the set digests current. */
+  /** Pipeline `stored` listener: keeps the seq index current (the sets follow TrustState). */
   readonly onStored = (frame: VerifiedFrame): void => {
     if (frame.kind === 'attestation') this.components.runs.add(frame.signer.keyid, frame.statement.predicate.builder.seq)
-    else this.sets = undefined
   }
 
   /** Peers with a session running or waiting. */
@@ -292,9 +297,8 @@ export class SyncService {
           // Sets first: with the peer's proofs in hand, attestations that conflict are already
           // proven, and this node does not sign a proof of its own for them.
           first = false
-          const local = await this.localSets()
           for (const set of SYNC_SETS) {
-            if (summary[set].digest !== local[set].digest.digest) await this.fetchSetOnce(peer, set, summary[set].digest, report)
+            if (summary[set].digest !== this.localSet(set).digest.digest) await this.fetchSetOnce(peer, set, summary[set].digest, report)
           }
         }
         await this.fetchMissing(peer, summary.keys, report)
@@ -401,7 +405,7 @@ export class SyncService {
       this.metrics.deferred.inc()
       await running
     }
-    if ((await this.localSets())[set].digest.digest === remoteDigest) return
+    if (this.localSet(set).digest.digest === remoteDigest) return
     const fetch = this.fetchSet(peer, set, report)
     const done = fetch.then(
       () => undefined,
@@ -615,8 +619,7 @@ export class SyncService {
       entries.push(entry)
       size += cost
     }
-    const sets = await this.localSets()
-    const page: SummaryMessage = { type: 'summary', keys: entries, delegations: sets.delegations.digest, proofs: sets.proofs.digest }
+    const page: SummaryMessage = { type: 'summary', keys: entries, delegations: this.localSet('delegations').digest, proofs: this.localSet('proofs').digest }
     const last = entries[entries.length - 1]
     if (i < keys.length && last !== undefined) page.next = last[0]
     return page
@@ -683,7 +686,7 @@ export class SyncService {
   }
 
   private async serveSet(stream: Stream, request: SetRequest, signal: AbortSignal): Promise<void> {
-    const { frames } = (await this.localSets())[request.set]
+    const { frames } = this.localSet(request.set)
     const limit = Math.min(request.limit, SYNC_MAX_BATCH_FRAMES)
     const out: Uint8Array[] = []
     let bytes = 0
@@ -707,23 +710,11 @@ export class SyncService {
     await send(stream, next === undefined ? { type: 'end' } : { type: 'end', next }, signal)
   }
 
-  /** Delegations and proofs by frame id (sorted), with their digests; rebuilt after a change. */
-  private localSets(): Promise<Record<SyncSet, { digest: SetDigest; frames: Map<string, Uint8Array> }>> {
-    this.sets ??= (async () => {
-      const load = async (all: Promise<Uint8Array[]>) => {
-        const frames = new Map<string, Uint8Array>()
-        for (const bytes of await all) frames.set(parseFrame(bytes).id, bytes)
-        const sorted = new Map([...frames.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-        return { digest: setDigest([...sorted.keys()]), frames: sorted }
-      }
-      const [delegations, proofs] = await Promise.all([load(this.components.store.allDelegations()), load(this.components.store.allProofs())])
-      return { delegations, proofs }
-    })()
-    const sets = this.sets
-    // A failed load is retried on the next call instead of being cached.
-    sets.catch(() => {
-      if (this.sets === sets) this.sets = undefined
-    })
-    return sets
+  /** This node's delegations or proofs by frame id (ascending), from TrustState, with the set's digest. */
+  private localSet(set: SyncSet): { digest: SetDigest; frames: ReadonlyMap<string, Uint8Array> } {
+    const { version, frames } = this.components.trust.frameSet(set)
+    let cached = this.digests.get(set)
+    if (cached?.version !== version) this.digests.set(set, (cached = { version, digest: setDigest([...frames.keys()]) }))
+    return { digest: cached.digest, frames }
   }
 }

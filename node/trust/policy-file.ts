@@ -1,7 +1,8 @@
 /**
  * The node's trust policy file (`<data>/policy.toml` unless configured), re-read when it changes
- * on disk (`rbq trust add` edits it while the node runs). A stat per request is the whole cost
+ * on disk (`rbq trust add` edits it while the node runs). A stat per check is the whole cost
  * of noticing; the parsed policy is kept until the file's identity (inode, size, mtime) changes.
+ * TrustState (trust-state.ts) owns the node's one PolicyFile and decides when to check it.
  */
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
@@ -66,6 +67,12 @@ export class PolicyFile {
   current(): Promise<PolicyState> {
     this.loading ??= this.refresh().finally(() => (this.loading = undefined))
     return this.loading
+  }
+
+  /** Like current(), but never answers from a check that began before this call (a change just announced is seen). */
+  async recheck(): Promise<PolicyState> {
+    await this.loading?.catch(() => undefined)
+    return this.current()
   }
 
   private async refresh(): Promise<PolicyState> {

@@ -35,7 +35,7 @@ export function statusRoutes(ctx: ApiContext): ApiRoute[] {
       schema: { response: { 200: StatusResponseSchema } },
       handler: async (): Promise<StatusResponse> => {
         const { store, libp2p, publicKey, rebuilds } = components
-        const policy = await ctx.policy.current()
+        const policy = await ctx.trust.policy()
         const policyInfo: StatusResponse['policy'] =
           policy.policy === undefined
             ? { file: policy.file, loaded: false, error: policy.error.message }

@@ -71,7 +71,7 @@ describe('GET /v1/events', () => {
   })
 
   it('a policy edit while the node runs changes watched verdicts (event), and the status reports the new policy', async () => {
-    h = await startApi({ policy: TWO_OF_TWO, init: { watchCheckMs: 50 } })
+    h = await startApi({ policy: TWO_OF_TWO })
     await h.client.submitFrame(attest(A, { seq: 1 }).bytes)
     await h.client.watch([{ package: PKG, artifact: DEB, sha256: H }])
     const harness = h
