@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { decodeFrame, generateSigningKey, openFrame, parseFrame } from '../protocol/index.js'
 import { Store } from '../node/db/store.js'
 import { IngestPipeline } from '../node/ingest/ingest-pipeline.js'
+import { StatementSigner } from '../identity/statement-signer.js'
 import { BenchReport, benchFlags, numberArg } from './report.js'
 import { CORES, benchFrameBytes, measure, rawInputs, rawVerifyAllCores, rawVerifyOneThread, type Measurement } from './verify-lib.js'
 
@@ -49,7 +50,7 @@ function checksOneThread(frames: Uint8Array[]): Promise<Measurement> {
 async function withPipeline<T>(workers: number, fn: (pipeline: IngestPipeline, store: Store) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'rbq-bench-ingest-'))
   const store = await Store.open(dir)
-  const pipeline = new IngestPipeline({ store }, { reporterKey: generateSigningKey(), workers, maxQueuedFrames: FRAMES, maxQueuedBytes: 1 << 30 })
+  const pipeline = new IngestPipeline({ store }, { signer: new StatementSigner(generateSigningKey(), join(dir, 'signing.key.seq')), workers, maxQueuedFrames: FRAMES, maxQueuedBytes: 1 << 30 })
   try {
     await pipeline.start()
     return await fn(pipeline, store)

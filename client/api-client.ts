@@ -24,6 +24,8 @@ import {
   type NetworkStats,
   type PeerInfo,
   type RebuildResponse,
+  type RebuildResultRequest,
+  type SignedStatement,
   type StatsQuery,
   type StatusResponse,
   type StoredFrame,
@@ -189,6 +191,14 @@ export class ApiClient {
     }
     await flush()
     return out
+  }
+
+  /**
+   * Asks the node to sign a rebuild result with its own key (its next seq) and publish it; the
+   * answer carries the frame as stored. Content the node refuses throws its typed error.
+   */
+  publishRebuildResult(result: RebuildResultRequest): Promise<SignedStatement> {
+    return this.request('POST', '/v1/rebuild-results', { json: result, auth: true })
   }
 
   /** `network`: ask every node (a signed request on gossip) instead of this node's scheduler only. */

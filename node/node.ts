@@ -15,6 +15,7 @@ import type { NodeConfig } from './node-config.js'
 import { Store } from './db/store.js'
 import { loadOrCreateKey } from '../identity/signing-key.js'
 import { seqFileFor } from '../identity/seq-counter.js'
+import { StatementSigner } from '../identity/statement-signer.js'
 import { IngestPipeline } from './ingest/ingest-pipeline.js'
 import { Publisher } from './ingest/publisher.js'
 import type { IngestSource } from './ingest/ingest-types.js'
@@ -96,6 +97,9 @@ export class RbqNode {
       const { key: peerKey, created: newPeerKey } = await loadOrCreatePeerKey(paths.peerKey)
       if (newSigningKey || newPeerKey) logger.info({ signingKey: newSigningKey ? paths.signingKey : undefined, peerKey: newPeerKey ? paths.peerKey : undefined }, 'created keys')
 
+      // The one signer of the node's key: publisher (rebuilds, API-signed statements) and ingest (proofs).
+      const signer = new StatementSigner(signingKey, seqFileFor(paths.signingKey))
+
       const store = await Store.open(paths.db)
       started.push({ name: 'store', stop: () => store.close() })
 
@@ -109,7 +113,7 @@ export class RbqNode {
       const pipeline = new IngestPipeline(
         { store, metrics, logger: logger.child({ component: 'ingest' }) },
         {
-          reporterKey: signingKey,
+          signer,
           isTrusted: (keyid) => trust.isTrusted(keyid),
           trustedKeys: () => trust.trustedKeys(),
           quota: { maxFramesPerKey: config.ingest.maxFramesPerKey, maxBytesPerKey: config.ingest.maxBytesPerKey },
@@ -120,7 +124,7 @@ export class RbqNode {
       await pipeline.start()
       started.push({ name: 'ingest', stop: () => pipeline.stop() })
 
-      const publisher = new Publisher({ pipeline, store, logger: logger.child({ component: 'publisher' }) }, { key: signingKey, seqFile: seqFileFor(paths.signingKey) })
+      const publisher = new Publisher({ pipeline, store, signer, logger: logger.child({ component: 'publisher' }) })
       await publisher.start()
       started.push({ name: 'publisher', stop: () => publisher.stop() })
 
@@ -152,6 +156,7 @@ export class RbqNode {
         config: config.api,
         store,
         pipeline,
+        publisher,
         metrics,
         logger,
         publicKey: signingKey.publicKey,

@@ -8,8 +8,8 @@
  * retypes (a field it adds is served but missing here and in /openapi.json until added).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { BUILD_ENVIRONMENTS, REBUILD_OUTCOMES, Sha256Hex } from './statements.js'
-import type { ErrorCode } from './errors.js'
+import { BUILD_ENVIRONMENTS, REBUILD_OUTCOMES, Sha256Hex, type AttestationContent } from './statements.js'
+import { RbqError, type ErrorCode } from './errors.js'
 
 // --- addresses and limits ------------------------------------------------------------------
 
@@ -78,6 +78,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   POLICY_INVALID: 400,
   USAGE: 400,
   UNAUTHORIZED: 401,
+  SIGNER_MISMATCH: 409,
   NOT_FOUND: 404,
   UNSUPPORTED_MEDIA_TYPE: 415,
   QUOTA_EXCEEDED: 429,
@@ -408,6 +409,97 @@ export const SubmitResultSchema = Type.Object(
 export type SubmitResult = Static<typeof SubmitResultSchema>
 export const SubmitManyResponseSchema = Type.Object({ results: Type.Array(SubmitResultSchema, { description: 'one per line, in order' }) }, strict)
 export type SubmitManyResponse = Static<typeof SubmitManyResponseSchema>
+
+// --- statements the node signs --------------------------------------------------------------
+
+/** RFC 3339 in UTC, as statements carry them (seconds are kept; a fraction is dropped when signed). */
+const UtcTimestamp = Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?Z$', description: 'RFC 3339 in UTC, e.g. 2025-01-31T12:00:00Z' })
+const LowerSha256 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 (lower-case hex)' })
+const NamedDigest = Type.Object({ name: ArtifactParam, sha256: LowerSha256 }, strict)
+
+/**
+ * POST /v1/rebuild-results: a rebuild result for the node to sign with its key and publish
+ * (`rbq rebuild --publish`). The statement's content without `builder`: the node adds its key id,
+ * its next seq and its software version (protocol/statements.ts AttestationContent).
+ */
+export const RebuildResultRequestSchema = Type.Object(
+  {
+    package: PurlParam,
+    outcome: Type.Union(REBUILD_OUTCOMES.map((o) => Type.Literal(o))),
+    environment: Type.Optional(Type.Union(BUILD_ENVIRONMENTS.map((e) => Type.Literal(e)))),
+    subject: Type.Array(NamedDigest, { minItems: 1, maxItems: 64, description: 'what was built (for `failed`: the source)' }),
+    upstream: Type.Array(NamedDigest, { maxItems: 64, description: 'what it was compared with' }),
+    inputs: Type.Object(
+      { sha256: LowerSha256, materials: Type.Array(Type.Object({ uri: Type.String({ minLength: 1, maxLength: 1024 }), sha256: LowerSha256 }, strict), { maxItems: 64 }) },
+      strict
+    ),
+    backend: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$', description: 'the builder, e.g. debian or recipe' }),
+    signer: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'the key id the client means to sign with: refused with 409 SIGNER_MISMATCH when it is not the node\'s key' })),
+    startedOn: UtcTimestamp,
+    finishedOn: UtcTimestamp,
+    log: Type.Optional(Type.Object({ sha256: LowerSha256, size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) }, strict)),
+    diff: Type.Optional(
+      Type.Object({ tags: Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$' }), { maxItems: 16 }), summary: Type.String({ maxLength: 2048 }) }, strict)
+    )
+  },
+  strict
+)
+export type RebuildResultRequest = Static<typeof RebuildResultRequestSchema>
+
+/** A statement the node signed and stored: the frame as stored, and the seq it used (attestations). */
+export const SignedStatementSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate')]),
+    id: FrameIdHex,
+    kind: KindSchema,
+    signer: KeyIdHex,
+    seq: Type.Optional(Type.Integer({ minimum: 1, description: 'builder.seq of an attestation' })),
+    frame: FrameObject
+  },
+  strict
+)
+export type SignedStatement = Static<typeof SignedStatementSchema>
+
+/** The request body of an attestation's content (dates as RFC 3339). */
+export function rebuildResultRequestOf(content: AttestationContent): RebuildResultRequest {
+  const body: RebuildResultRequest = {
+    package: content.package,
+    outcome: content.outcome,
+    subject: content.subject.map((a) => ({ name: a.name, sha256: a.sha256 })),
+    upstream: content.upstream.map((a) => ({ name: a.name, sha256: a.sha256 })),
+    inputs: { sha256: content.inputs.sha256, materials: content.inputs.materials.map((m) => ({ uri: m.uri, sha256: m.sha256 })) },
+    backend: content.backend,
+    startedOn: content.startedOn.toISOString(),
+    finishedOn: content.finishedOn.toISOString()
+  }
+  if (content.environment !== undefined) body.environment = content.environment
+  if (content.log !== undefined) body.log = { sha256: content.log.sha256, size: content.log.size }
+  if (content.diff !== undefined) body.diff = { tags: [...content.diff.tags], summary: content.diff.summary }
+  return body
+}
+
+/** An attestation's content from a request body the schema accepted; SCHEMA_INVALID for a date that does not exist. */
+export function contentOfRebuildResultRequest(body: RebuildResultRequest): AttestationContent {
+  const date = (field: 'startedOn' | 'finishedOn'): Date => {
+    const d = new Date(body[field])
+    if (Number.isNaN(d.getTime())) throw new RbqError('SCHEMA_INVALID', `${field}: not a real date`, { field })
+    return d
+  }
+  const content: AttestationContent = {
+    package: body.package,
+    outcome: body.outcome,
+    subject: body.subject.map((a) => ({ name: a.name, sha256: a.sha256 })),
+    upstream: body.upstream.map((a) => ({ name: a.name, sha256: a.sha256 })),
+    inputs: { sha256: body.inputs.sha256, materials: body.inputs.materials.map((m) => ({ uri: m.uri, sha256: m.sha256 })) },
+    backend: body.backend,
+    startedOn: date('startedOn'),
+    finishedOn: date('finishedOn')
+  }
+  if (body.environment !== undefined) content.environment = body.environment
+  if (body.log !== undefined) content.log = { sha256: body.log.sha256, size: body.log.size }
+  if (body.diff !== undefined) content.diff = { tags: [...body.diff.tags], summary: body.diff.summary }
+  return content
+}
 
 // --- rebuilds, watch, trust ------------------------------------------------------------------
 

@@ -60,7 +60,8 @@ export const ERROR_CODES = [
   'HEADERS_TOO_LARGE', // request headers over the limit
   'HTTP_MALFORMED', // not parseable as HTTP/1.1
   'HOOK_INPUT_INVALID', // apt hook: stdin not in the Pre-Install-Pkgs protocol announced
-  'HELPER_REQUEST_INVALID' // build helper socket: a request outside its strict protocol (node/build-helper)
+  'HELPER_REQUEST_INVALID', // build helper socket: a request outside its strict protocol (node/build-helper)
+  'SIGNER_MISMATCH' // HTTP API: asked to sign with a key other than the node's own (POST /v1/rebuild-results)
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -219,6 +219,9 @@ export interface RebuildStatementInit {
   diff?: { tags: string[]; summary: string }
 }
 
+/** What a rebuild attestation says before it is signed: everything but `builder`, plus the backend. The signer adds the rest of `builder` (its key id, the next seq, the software). */
+export type AttestationContent = Omit<RebuildStatementInit, 'builder'> & { backend: string }
+
 const descriptor = (a: ArtifactDigest) => ({ name: a.name, digest: { sha256: a.sha256 } })
 
 /** Seconds precision keeps statements short and avoids leaking sub-second scheduling noise. */
@@ -260,6 +263,9 @@ export interface DelegationInit {
   expires: Date
   revoked: boolean
 }
+
+/** A delegation before it is signed: everything but the delegator, which is the signer. */
+export type DelegationContent = Omit<DelegationInit, 'delegator'>
 
 export function buildDelegationStatement(init: DelegationInit): DelegationStatement {
   return {

@@ -9,6 +9,12 @@
  *   --publish    sign and submit it to the running node through its API (the frame is written
  *                too: to --out, else <output dir>/attestation.json)
  *
+ * Who signs (ARCHITECTURE.md, "One signer"): with --publish, the running node whose key is the
+ * one to sign with (POST /v1/rebuild-results: its StatementSigner reserves the seq, it stores
+ * and gossips the frame). Otherwise — --out alone, no node running, or a node with another key —
+ * a StatementSigner over the key file signs here: the same seq file under the same lock, so the
+ * seq continues the key's one sequence either way.
+ *
  * Exit: 0 reproduced/built, 1 mismatch/failed, 2 usage or I/O error (nothing to attest, e.g. a
  * source whose checksum does not match).
  */
@@ -19,15 +25,17 @@ import type { Command } from 'commander'
 import { ApiClient } from '../../client/api-client.js'
 import { writeFrameFile } from '../../common/files.js'
 import { loadKey } from '../../identity/signing-key.js'
-import { SeqCounter, seqFileFor } from '../../identity/seq-counter.js'
+import { seqFileFor } from '../../identity/seq-counter.js'
+import { StatementSigner } from '../../identity/statement-signer.js'
 import { dataDirLayout, defaultDataDir } from '../../common/data-dir.js'
-import { signRebuildResult } from '../../node/rebuild/attest.js'
+import { checkedContent } from '../../node/rebuild/rebuild-statement.js'
 import { rebuildDebian } from '../../node/rebuild/debian/debian-builder.js'
 import { debianSourceOfPurl } from '../../node/rebuild/feeds.js'
 import { rebuildRecipe } from '../../node/rebuild/recipe/recipe-builder.js'
 import { loadRecipe } from '../../node/rebuild/recipe/recipe.js'
 import type { ProgressEvent, RebuildResult } from '../../node/rebuild/rebuild-types.js'
-import { isRbqError, parsePurl, RbqError, type AttestationFrame } from '../../protocol/index.js'
+import { canonicalBytes, decodeFrame, isRbqError, parsePurl, RbqError, type AttestationFrame } from '../../protocol/index.js'
+import { rebuildResultRequestOf } from '../../protocol/api.js'
 import { CliExit, EXIT_NEGATIVE, EXIT_USAGE, printJson } from '../exit.js'
 import { dataDirFileHelp, dataDirHelp } from '../options.js'
 
@@ -80,20 +88,10 @@ export function registerRebuild(program: Command): void {
       let published: string | undefined
       let publishError: unknown
       if (opts.out !== undefined || opts.publish === true) {
-        const keyFile = resolve(opts.key ?? dataDirLayout(dataDir).signingKey)
-        const key = await loadKey(keyFile)
-        const signed = await signRebuildResult(result, key, new SeqCounter(seqFileFor(keyFile), key.publicKey.keyid))
-        frame = signed
+        const signed = await signResult(result, opts, dataDir)
+        ;({ frame, published, publishError } = signed) // a publish error: the result and the frame file are still worth printing first
         frameFile = resolve(opts.out ?? join(outputDir, 'attestation.json'))
-        await writeFrameFile(frameFile, signed.bytes)
-        if (opts.publish === true) {
-          try {
-            published = await submitToRunningNode(signed, dataDir)
-          } catch (e) {
-            publishError = e // the result and the frame file are still worth printing first
-            published = `not published: ${(e as Error).message}`
-          }
-        }
+        await writeFrameFile(frameFile, signed.frame.bytes)
       }
 
       const f = frame === undefined ? undefined : { id: frame.id, seq: frame.statement.predicate.builder.seq, file: frameFile, published }
@@ -134,6 +132,41 @@ async function prepare(target: string, opts: RebuildOptions, dataDir: string): P
         ...(opts.suite === undefined ? {} : { suite: opts.suite })
       }
     )
+}
+
+interface Signed {
+  frame: AttestationFrame
+  /** With --publish: the node's answer (stored, duplicate) or `not published: why`. */
+  published?: string
+  publishError?: unknown
+}
+
+/**
+ * Signs the result (see the module comment for who signs). Content no attestation can carry is
+ * refused here, before any node is asked or any seq reserved.
+ */
+async function signResult(result: RebuildResult, opts: RebuildOptions, dataDir: string): Promise<Signed> {
+  const content = checkedContent(result)
+  const keyFile = resolve(opts.key ?? dataDirLayout(dataDir).signingKey)
+  const key = await loadKey(keyFile)
+  const signHere = () => new StatementSigner(key, seqFileFor(keyFile)).attest(content)
+  if (opts.publish !== true) return { frame: await signHere() }
+  let nodeError: unknown
+  try {
+    const signed = await new ApiClient({ dataDir }).publishRebuildResult({ ...rebuildResultRequestOf(content), signer: key.publicKey.keyid })
+    return { frame: decodeFrame(canonicalBytes(signed.frame)) as AttestationFrame, published: signed.status }
+  } catch (e) {
+    if (!isRbqError(e, 'SIGNER_MISMATCH')) nodeError = e
+  }
+  const frame = await signHere()
+  try {
+    // The node could not sign it: the frame is still made here and written; it says why it was not published.
+    if (nodeError !== undefined) throw nodeError
+    // The node runs with another key: it stores and gossips the frame signed here, as any peer's.
+    return { frame, published: await submitToRunningNode(frame, dataDir) }
+  } catch (e) {
+    return { frame, published: `not published: ${(e as Error).message}`, publishError: e }
+  }
 }
 
 /** Sends a signed frame to the node running on this data dir; returns its answer (stored, duplicate). */

@@ -44,6 +44,7 @@ import { attestationRoutes } from './routes/attestation-routes.js'
 import { eventRoutes } from './routes/event-routes.js'
 import { metricsRoutes } from './routes/metrics-routes.js'
 import { rebuildRoutes } from './routes/rebuild-routes.js'
+import { statementRoutes } from './routes/statement-routes.js'
 import { statusRoutes } from './routes/status-routes.js'
 import { verdictRoutes } from './routes/verdict-routes.js'
 import { statsRoutes } from './routes/stats-routes.js'
@@ -170,6 +171,7 @@ export class ApiServer {
       ...verdictRoutes(this.context, this.batches),
       ...attestationRoutes(this.context),
       ...rebuildRoutes(this.context),
+      ...statementRoutes(this.context),
       ...watchRoutes(this.context),
       ...statsRoutes(this.context),
       ...eventRoutes(this.context),

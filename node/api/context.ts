@@ -11,7 +11,7 @@ import type { IngestResult, IngestSource } from '../ingest/ingest-types.js'
 import type { Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
 import type { SuiteVersions } from '../rebuild/rebuild-stats.js'
-import type { PublicKey, VerifiedFrame } from '../../protocol/index.js'
+import type { AttestationContent, AttestationFrame, PublicKey, VerifiedFrame } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { EventHub } from './node-events.js'
 import type { TrustState } from '../trust/trust-state.js'
@@ -24,6 +24,12 @@ export interface ApiIngest {
   submitMany(frames: readonly Uint8Array[], source: IngestSource): Promise<IngestResult[]>
   on(event: 'stored', listener: (frame: VerifiedFrame, source: IngestSource) => void): unknown
   off(event: 'stored', listener: (frame: VerifiedFrame, source: IngestSource) => void): unknown
+}
+
+/** The node's Publisher as the API uses it (node/ingest/publisher.ts): signs with the node's key and publishes. */
+export interface ApiPublisher {
+  readonly keyid: string
+  attest(content: AttestationContent): Promise<AttestationFrame>
 }
 
 /** A running rebuild as /v1/status names it. */
@@ -47,6 +53,8 @@ export interface ApiComponents {
   libp2p?: Pick<Libp2p, 'peerId' | 'getMultiaddrs' | 'getConnections'>
   /** Frames submitted through the API go through it; its `stored` events feed events and watches. */
   ingest?: ApiIngest
+  /** Signs statements with the node's key for the CLI (POST /v1/rebuild-results). */
+  publisher?: ApiPublisher
   rebuilds?: ApiRebuilds
   /**
    * Asks the network to rebuild a purl (a signed request on gossip, node/p2p/demand.ts); `local`

@@ -19,6 +19,8 @@ export interface NodeApiParts {
   config: ApiConfig
   store: Store
   pipeline: IngestPipeline
+  /** The node's Publisher: signs what the CLI asks it to (node/api/routes/statement-routes.ts). */
+  publisher?: ApiComponents['publisher']
   metrics: Metrics
   logger: Logger
   publicKey: PublicKey
@@ -50,6 +52,7 @@ export async function startNodeApi(parts: NodeApiParts): Promise<ApiServer | und
       logger: parts.logger,
       publicKey: parts.publicKey,
       ingest: parts.pipeline,
+      ...(parts.publisher === undefined ? {} : { publisher: parts.publisher }),
       ...(parts.libp2p === undefined ? {} : { libp2p: parts.libp2p }),
       ...(syncingPeers === undefined ? {} : { sync: () => syncStatus(syncingPeers) }),
       ...(parts.rebuilds === undefined ? {} : { rebuilds: parts.rebuilds }),

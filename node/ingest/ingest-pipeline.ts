@@ -40,7 +40,6 @@ import {
   type AttestationFrame,
   type EquivocationFrame,
   type KeyId,
-  type SigningKey,
   type VerifiedFrame
 } from '../../protocol/index.js'
 import { equivocationBetween } from '../consensus/equivocation.js'
@@ -52,9 +51,15 @@ import { DEFAULT_QUOTA_LIMITS, DEFAULT_STRANGER_BUDGET, KeyQuota, StrangerBudget
 import { failure } from './results.js'
 import type { IngestEvents, IngestResult, IngestSource } from './ingest-types.js'
 
+/** What the pipeline needs of the node's signer (identity/statement-signer.ts StatementSigner). */
+export interface ProofSigner {
+  readonly keyid: KeyId
+  equivocationProof(a: AttestationFrame, b: AttestationFrame): EquivocationFrame
+}
+
 export interface IngestPipelineInit {
-  /** This node's signing key: signs equivocation proofs; its own frames are never under quota. */
-  reporterKey: SigningKey
+  /** This node's signer: signs equivocation proofs; frames of its key are never under quota. */
+  signer: ProofSigner
   /** Keys exempt from the quota (e.g. the policy's effective builder set). Default: none. */
   isTrusted?: (keyid: KeyId) => boolean
   quota?: Partial<QuotaLimits>
@@ -98,7 +103,7 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
   private readonly pool: DecodePool
   private readonly quota: KeyQuota
   private readonly budget: StrangerBudget
-  private readonly reporterKey: SigningKey
+  private readonly signer: ProofSigner
   private readonly maxQueuedFrames: number
   private readonly maxQueuedBytes: number
   private readonly maxBatch: number
@@ -118,9 +123,9 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
     super()
     this.store = components.store
     this.logger = components.logger ?? silentLogger()
-    this.reporterKey = init.reporterKey
+    this.signer = init.signer
     const isTrusted = init.isTrusted ?? (() => false)
-    const ownKey = init.reporterKey.publicKey.keyid
+    const ownKey = init.signer.keyid
     this.quota = new KeyQuota({ ...DEFAULT_QUOTA_LIMITS, ...init.quota }, (keyid) => keyid === ownKey || isTrusted(keyid))
     this.maxQueuedFrames = init.maxQueuedFrames ?? DEFAULT_MAX_QUEUED_FRAMES
     this.maxQueuedBytes = init.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
@@ -326,8 +331,10 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
       if ((await this.store.proofIdFor(keyid)) !== undefined) return undefined
       const other = await this.store.getVerifiedFrame(conflictsWith[0] as string)
       if (other?.kind !== 'attestation') return undefined
-      const proof = equivocationBetween(frame, other, this.reporterKey)?.proof
-      if (proof === undefined || (await this.store.putFrame(proof)) !== 'stored') return undefined
+      const equivocation = equivocationBetween(frame, other)
+      if (equivocation === undefined) return undefined
+      const proof = this.signer.equivocationProof(equivocation.a, equivocation.b)
+      if ((await this.store.putFrame(proof)) !== 'stored') return undefined
       this.count('local', { status: 'stored', id: proof.id, frame: proof })
       this.logger.warn({ keyid, seq: frame.statement.predicate.builder.seq, proof: proof.id }, 'key equivocated; proof stored')
       this.emitSafe('stored', proof, 'local')

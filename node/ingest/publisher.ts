@@ -1,44 +1,29 @@
 /**
- * Publishes this node's own statements.
+ * Publishes this node's own statements: signs them through the node's StatementSigner
+ * (identity/statement-signer.ts: fills in `builder`, reserves the seq, persisted before signing,
+ * so a crash or a failed store write can skip a seq but never reuse one), then stores them.
+ * `start()` moves the counter above the highest seq of this key in the store, in case the seq
+ * file was lost or restored from backup.
  *
- * Attestations: the builder seq is reserved through SeqCounter, which persists it (write,
- * fsync, rename) BEFORE the statement is signed, so a crash or a failed store write can skip
- * a seq but never reuse one (reuse with another statement is an equivocation). A restart
- * continues above the last persisted seq, and `start()` also moves the counter above the
- * highest seq of this key in the store, in case the seq file was lost or restored from backup.
+ * Callers: the rebuild scheduler (node/rebuild/rebuild-pipeline.ts), and the API routes that
+ * sign for the CLI (node/api/routes/statement-routes.ts: `rbq rebuild --publish`, `rbq delegate`).
  *
  * Every frame goes through the ingest pipeline with source 'local' (same checks as a peer's
- * frame; stored before anyone else sees it). Once stored, 'published' fires: the network
- * gossips exactly the frames of this event (plus the pipeline's 'equivocation' proofs).
+ * frame; stored before anyone else sees it). Once stored, 'published' fires, and the network
+ * gossips the frame (node/p2p/gossip-decision.ts).
  */
 import { EventEmitter } from 'node:events'
-import {
-  buildDelegationStatement,
-  buildRebuildStatement,
-  signAttestation,
-  signDelegation,
-  type AttestationFrame,
-  type DelegationFrame,
-  type DelegationInit,
-  type RebuildStatementInit,
-  type SigningKey,
-  type VerifiedFrame
-} from '../../protocol/index.js'
+import type { AttestationContent, AttestationFrame, DelegationContent, DelegationFrame, VerifiedFrame } from '../../protocol/index.js'
 import type { Store } from '../db/store.js'
-import { SeqCounter } from '../../identity/seq-counter.js'
+import type { StatementSigner } from '../../identity/statement-signer.js'
 import { errorFields, silentLogger, type Logger } from '../../common/logger.js'
-import { SOFTWARE } from '../../common/version.js'
 import type { IngestPipeline } from './ingest-pipeline.js'
-
-export interface PublisherInit {
-  key: SigningKey
-  /** The key's seq state file: seqFileFor(keyFile) (identity/seq-counter.ts). */
-  seqFile: string
-}
 
 export interface PublisherComponents {
   pipeline: IngestPipeline
   store: Store
+  /** The node's signer (its signing key and seq file). */
+  signer: StatementSigner
   logger?: Logger
 }
 
@@ -47,37 +32,30 @@ export interface PublisherEvents {
   published: [frame: VerifiedFrame]
 }
 
-/** An attestation's content; the publisher fills in `builder` (its key id, the next seq, SOFTWARE). */
-export type AttestationInit = Omit<RebuildStatementInit, 'builder'> & { backend: string }
-
-export type DelegationPublishInit = Omit<DelegationInit, 'delegator'>
-
 export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly pipeline: IngestPipeline
   private readonly store: Store
   private readonly logger: Logger
-  private readonly key: SigningKey
-  private readonly seq: SeqCounter
+  private readonly signer: StatementSigner
 
-  constructor(components: PublisherComponents, init: PublisherInit) {
+  constructor(components: PublisherComponents) {
     super()
     this.pipeline = components.pipeline
     this.store = components.store
     this.logger = components.logger ?? silentLogger()
-    this.key = init.key
-    this.seq = new SeqCounter(init.seqFile, init.key.publicKey.keyid)
+    this.signer = components.signer
   }
 
   get keyid(): string {
-    return this.key.publicKey.keyid
+    return this.signer.keyid
   }
 
   async start(): Promise<void> {
     const stored = (await this.store.keyStats(this.keyid)).maxSeq
-    const last = await this.seq.last()
+    const last = await this.signer.lastSeq()
     if (stored > last) {
-      this.logger.warn({ stored, persisted: last, seqFile: this.seq.path }, 'store holds a higher seq of this key than its seq file; continuing above it')
-      await this.seq.reserve(stored)
+      this.logger.warn({ stored, persisted: last, seqFile: this.signer.seqFile }, 'store holds a higher seq of this key than its seq file; continuing above it')
+      await this.signer.continueAbove(stored)
     }
   }
 
@@ -85,20 +63,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /** The highest seq ever reserved for this key (0 when none). */
   lastSeq(): Promise<number> {
-    return this.seq.last()
+    return this.signer.lastSeq()
   }
 
-  /** Signs and publishes a rebuild attestation with the next seq. */
-  async attest(init: AttestationInit): Promise<AttestationFrame> {
-    const { backend, ...content } = init
-    const seq = await this.seq.reserve() // persisted before signing
-    const statement = buildRebuildStatement({ ...content, builder: { id: this.keyid, seq, backend, software: SOFTWARE } })
-    return this.publish(signAttestation(this.key, statement))
+  /** Signs (with the next seq) and publishes a rebuild attestation. */
+  async attest(content: AttestationContent): Promise<AttestationFrame> {
+    return this.publish(await this.signer.attest(content))
   }
 
   /** Signs and publishes a delegation from this node's key. */
-  async delegate(init: DelegationPublishInit): Promise<DelegationFrame> {
-    return this.publish(signDelegation(this.key, buildDelegationStatement({ ...init, delegator: this.keyid })))
+  async delegate(content: DelegationContent): Promise<DelegationFrame> {
+    return this.publish(this.signer.delegate(content))
   }
 
   /** Stores through the pipeline, then announces. Throws the pipeline's error (e.g. STORE_ERROR). */

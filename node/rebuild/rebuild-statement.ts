@@ -1,30 +1,20 @@
 /**
  * From a builder's RebuildResult to a signed rebuild attestation (protocol/SPEC.md). One mapping,
- * `attestationInitFor`, serves both the node (through the ingest Publisher, which reserves
- * the seq, signs, stores and gossips) and `rbq rebuild --out/--publish` (signRebuildResult with
- * the node's key and seq file). Both reserve the seq in the key's seq file before signing.
+ * `attestationContentFor`, serves the node's scheduler (publishRebuild, through the Publisher),
+ * `rbq rebuild --publish` with a node running (the content is sent to POST /v1/rebuild-results
+ * and the node's Publisher signs it) and `rbq rebuild --out`, or `--publish` with no node running
+ * (signRebuildResult with a StatementSigner over the key file). Whichever signs, it is a
+ * StatementSigner (identity/statement-signer.ts): it fills in `builder` and reserves the seq in
+ * the key's seq file before signing.
  *
  *   subject   = the artifacts (for `failed`: the source descriptor the builder returned)
  *   upstream  = what the builder compared with; inputs = digest + materials
  *   log       = digest and size of the build log; diff = tags + summary, cut to the wire limits
  *   environment = the builder's `faithful` / `current` (absent when the builder states none)
- *   builder   = { id: signer, seq, backend, software: SOFTWARE }
+ *   builder   = { id: signer, seq, backend, software: SOFTWARE } (added by the signer)
  */
-import {
-  buildRebuildStatement,
-  checkRebuildSemantics,
-  rebuildStatementChecker,
-  MAX_STATEMENT_PAYLOAD_BYTES,
-  canonicalBytes,
-  RbqError,
-  signAttestation,
-  type AttestationFrame,
-  type RebuildStatementInit,
-  type SigningKey
-} from '../../protocol/index.js'
-import type { AttestationInit } from '../ingest/publisher.js'
-import type { SeqCounter } from '../../identity/seq-counter.js'
-import { SOFTWARE } from '../../common/version.js'
+import { RbqError, type AttestationContent, type AttestationFrame } from '../../protocol/index.js'
+import type { StatementSigner } from '../../identity/statement-signer.js'
 import type { RebuildResult } from './rebuild-types.js'
 
 /** Wire limits of the rebuild predicate (protocol/statements.ts). */
@@ -34,12 +24,12 @@ const TAG_RE = /^[a-z0-9][a-z0-9-]{0,31}$/
 
 /** Anything that signs and publishes an attestation with the next seq (node: ingest Publisher). */
 export interface AttestationPublisher {
-  attest(init: AttestationInit): Promise<AttestationFrame>
+  attest(content: AttestationContent): Promise<AttestationFrame>
 }
 
 /** The statement content of a result; the signer adds `builder` (key id, seq, software). */
-export function attestationInitFor(result: RebuildResult): AttestationInit {
-  const init: AttestationInit = {
+export function attestationContentFor(result: RebuildResult): AttestationContent {
+  const content: AttestationContent = {
     package: result.package,
     subject: result.artifacts.map((a) => ({ name: a.name, sha256: a.sha256 })),
     outcome: result.outcome,
@@ -50,56 +40,41 @@ export function attestationInitFor(result: RebuildResult): AttestationInit {
     finishedOn: result.finishedOn,
     log: { sha256: result.log.sha256, size: result.log.size }
   }
-  if (result.environment !== undefined) init.environment = result.environment
+  if (result.environment !== undefined) content.environment = result.environment
   if (result.diff !== undefined) {
-    init.diff = {
+    content.diff = {
       tags: [...new Set(result.diff.tags.filter((t) => TAG_RE.test(t)))].slice(0, MAX_DIFF_TAGS),
       summary: truncate(result.diff.summary, MAX_DIFF_SUMMARY)
     }
   }
-  return init
+  return content
 }
 
 /** Publishes a result through the node's Publisher. */
-export function publishRebuild(result: RebuildResult, publisher: AttestationPublisher): Promise<AttestationFrame> {
-  return publisher.attest(checkedInit(result))
+export async function publishRebuild(result: RebuildResult, publisher: AttestationPublisher): Promise<AttestationFrame> {
+  return publisher.attest(checkedContent(result))
 }
 
 /**
- * Signs a result with `key`, reserving the seq in `seq` (persisted before signing). The
- * statement is checked with a placeholder seq first, so an invalid one never burns a seq.
+ * Signs a result offline with `signer` (the seq is reserved in its seq file, persisted before
+ * signing). The signer checks the statement first, so an invalid one never burns a seq.
  */
-export async function signRebuildResult(result: RebuildResult, key: SigningKey, seq: SeqCounter): Promise<AttestationFrame> {
-  const init = checkedInit(result, key)
-  return signAttestation(key, statementOf(init, key, await seq.reserve()))
-}
-
-function statementOf(init: AttestationInit, key: SigningKey, seq: number) {
-  const { backend, ...content } = init
-  const full: RebuildStatementInit = { ...content, builder: { id: key.publicKey.keyid, seq, backend, software: SOFTWARE } }
-  return buildRebuildStatement(full)
+export async function signRebuildResult(result: RebuildResult, signer: StatementSigner): Promise<AttestationFrame> {
+  return signer.attest(checkedContent(result))
 }
 
 /**
- * The init, after checking what the protocol would reject anyway, with a clear reason: a
- * statement too large for one frame (too many artifacts) or one that contradicts itself.
+ * The content, after refusing with a result-specific reason what no attestation can carry: a
+ * result with no artifact, or more artifacts than one statement holds. The signer checks the
+ * rest (size, schema, semantics) before it reserves a seq.
  */
-function checkedInit(result: RebuildResult, key?: SigningKey): AttestationInit {
-  const init = attestationInitFor(result)
-  if (init.subject.length === 0) throw new RbqError('SCHEMA_INVALID', `${result.package}: a ${result.outcome} result with no artifact cannot be attested`)
-  if (init.subject.length > 64 || init.upstream.length > 64) {
-    throw new RbqError('INPUT_TOO_LARGE', `${result.package}: ${init.subject.length} artifacts / ${init.upstream.length} upstream files exceed one attestation (64 each)`)
+export function checkedContent(result: RebuildResult): AttestationContent {
+  const content = attestationContentFor(result)
+  if (content.subject.length === 0) throw new RbqError('SCHEMA_INVALID', `${result.package}: a ${result.outcome} result with no artifact cannot be attested`)
+  if (content.subject.length > 64 || content.upstream.length > 64) {
+    throw new RbqError('INPUT_TOO_LARGE', `${result.package}: ${content.subject.length} artifacts / ${content.upstream.length} upstream files exceed one attestation (64 each)`)
   }
-  const probeKeyId = key?.publicKey.keyid ?? '0'.repeat(64)
-  const { backend, ...content } = init
-  const probe = buildRebuildStatement({ ...content, builder: { id: probeKeyId, seq: Number.MAX_SAFE_INTEGER, backend, software: SOFTWARE } })
-  const size = canonicalBytes(probe).length
-  if (size > MAX_STATEMENT_PAYLOAD_BYTES) {
-    throw new RbqError('INPUT_TOO_LARGE', `${result.package}: the attestation would be ${size} bytes, over the ${MAX_STATEMENT_PAYLOAD_BYTES}-byte limit (${init.subject.length} artifacts)`)
-  }
-  // The receiver's schema and semantic checks, before any seq is reserved.
-  checkRebuildSemantics(rebuildStatementChecker.check(probe, 'attestation'), probeKeyId, 'attestation')
-  return init
+  return content
 }
 
 /** Cuts by code points (the schema's unit), never inside a surrogate pair. */

@@ -11,6 +11,7 @@ import { ApiServer, type ApiComponents, type ApiServerInit } from '../../../../n
 import { formatPolicy, type Policy } from '../../../../node/consensus/index.js'
 import { Store } from '../../../../node/db/store.js'
 import { IngestPipeline } from '../../../../node/ingest/ingest-pipeline.js'
+import { StatementSigner } from '../../../../identity/statement-signer.js'
 import { Metrics } from '../../../../node/metrics.js'
 import type { SigningKey } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
@@ -36,7 +37,7 @@ export async function startApi(
   const store = await Store.open(join(dir, 'db'))
   const metrics = new Metrics()
   const nodeKey = key('api node')
-  const pipeline = new IngestPipeline({ store, metrics }, { reporterKey: nodeKey, workers: 0 })
+  const pipeline = new IngestPipeline({ store, metrics }, { signer: new StatementSigner(nodeKey, join(dir, 'signing.key.seq')), workers: 0 })
   await pipeline.start()
   const writePolicy = async (p: Policy | string) => writeFile(policyPath(dir), typeof p === 'string' ? p : formatPolicy(p))
   if (options.policy !== undefined) await writePolicy(options.policy)

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Store } from '../../../../node/db/store.js'
 import { IngestPipeline, type IngestPipelineInit } from '../../../../node/ingest/ingest-pipeline.js'
+import { StatementSigner } from '../../../../identity/statement-signer.js'
 import { toGossipResult } from '../../../../node/ingest/results.js'
 import type { IngestSource } from '../../../../node/ingest/ingest-types.js'
 import { Metrics } from '../../../../node/metrics.js'
@@ -43,7 +44,7 @@ afterEach(async () => {
 
 async function startPipeline(init: Partial<IngestPipelineInit> = {}, metrics?: Metrics): Promise<IngestPipeline> {
   // One decode worker keeps the tests light on a shared machine; the pool itself is tested in decode-pool.test.ts.
-  const pipeline = new IngestPipeline({ store, ...(metrics ? { metrics } : {}) }, { reporterKey: reporter, workers: 1, ...init })
+  const pipeline = new IngestPipeline({ store, ...(metrics ? { metrics } : {}) }, { signer: new StatementSigner(reporter, join(dir, 'signing.key.seq')), workers: 1, ...init })
   pipelines.push(pipeline)
   await pipeline.start()
   return pipeline

@@ -3,10 +3,11 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Store } from '../../../../node/db/store.js'
 import { seqFileFor } from '../../../../identity/seq-counter.js'
+import { StatementSigner } from '../../../../identity/statement-signer.js'
 import { IngestPipeline } from '../../../../node/ingest/ingest-pipeline.js'
-import { Publisher, type AttestationInit } from '../../../../node/ingest/publisher.js'
+import { Publisher } from '../../../../node/ingest/publisher.js'
 import { SOFTWARE } from '../../../../common/version.js'
-import { generateSigningKey, isRbqError, type VerifiedFrame } from '../../../../protocol/index.js'
+import { generateSigningKey, isRbqError, type AttestationContent, type VerifiedFrame } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { hex64, PKG } from '../../../utils/frames.js'
 
@@ -28,9 +29,10 @@ afterEach(async () => {
 /** The parts of a node that publish: store, pipeline, publisher (a restart = stopNode + startNode). */
 async function startNode() {
   const store = await Store.open(join(dir, 'db'))
-  const pipeline = new IngestPipeline({ store }, { reporterKey: key, workers: 0 })
+  const signer = new StatementSigner(key, seqFileFor(join(dir, 'signing.key')))
+  const pipeline = new IngestPipeline({ store }, { signer, workers: 0 })
   await pipeline.start()
-  const publisher = new Publisher({ pipeline, store }, { key, seqFile: seqFileFor(join(dir, 'signing.key')) })
+  const publisher = new Publisher({ pipeline, store, signer })
   await publisher.start()
   const published: VerifiedFrame[] = []
   publisher.on('published', (f) => published.push(f))
@@ -46,7 +48,7 @@ async function stopNode(): Promise<void> {
   node = undefined
 }
 
-function rebuild(n: number): AttestationInit {
+function rebuild(n: number): AttestationContent {
   return {
     package: PKG,
     subject: [{ name: `hello_${n}.deb`, sha256: hex64(n) }],

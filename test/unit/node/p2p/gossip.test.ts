@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 /** The topic validators with a real store and pipeline (no network: validate() is called directly). */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -5,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { MAX_FRAME_BYTES, TOPIC_ATTESTATIONS, TOPIC_DELEGATIONS, TOPIC_PROOFS, generateSigningKey, utf8 } from '../../../../protocol/index.js'
 import { Store } from '../../../../node/db/store.js'
 import { IngestPipeline } from '../../../../node/ingest/ingest-pipeline.js'
+import { StatementSigner } from '../../../../identity/statement-signer.js'
 import { silentLogger } from '../../../../common/logger.js'
 import { Metrics } from '../../../../node/metrics.js'
 import { Gossip } from '../../../../node/p2p/gossip.js'
@@ -25,7 +27,7 @@ describe('gossip topic validators', () => {
     const temp = await makeTempDir()
     store = await Store.open(temp.dir)
     const metrics = new Metrics()
-    pipeline = new IngestPipeline({ store, metrics }, { reporterKey: generateSigningKey(), workers: 0 })
+    pipeline = new IngestPipeline({ store, metrics }, { signer: new StatementSigner(generateSigningKey(), join(temp.dir, 'signing.key.seq')), workers: 0 })
     await pipeline.start()
     host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: [] })
     gossip = new Gossip({ pubsub: host.services.pubsub, ingest: pipeline, metrics, logger: silentLogger() })

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { decodeFrame, generateSigningKey, sha256Hex, type SigningKey } from '../../../../protocol/index.js'
 import { Store } from '../../../../node/db/store.js'
 import { IngestPipeline } from '../../../../node/ingest/ingest-pipeline.js'
+import { StatementSigner } from '../../../../identity/statement-signer.js'
 import { Publisher } from '../../../../node/ingest/publisher.js'
 import { rebuildConfigFromToml } from '../../../../node/rebuild/rebuild-config.js'
 import { RebuildPipeline } from '../../../../node/rebuild/rebuild-pipeline.js'
@@ -56,9 +57,10 @@ beforeEach(async () => {
   ;({ dir, cleanup } = await makeTempDir('rbq-pipeline-'))
   key = generateSigningKey()
   store = await Store.open(join(dir, 'db'))
-  ingest = new IngestPipeline({ store }, { reporterKey: key, workers: 0 })
+  const signer = new StatementSigner(key, join(dir, 'signing.key.seq'))
+  ingest = new IngestPipeline({ store }, { signer, workers: 0 })
   await ingest.start()
-  publisher = new Publisher({ pipeline: ingest, store }, { key, seqFile: join(dir, 'signing.key.seq') })
+  publisher = new Publisher({ pipeline: ingest, store, signer })
   await publisher.start()
 })
 
