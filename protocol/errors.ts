@@ -88,3 +88,9 @@ export class RbqError extends Error {
 export function isRbqError(e: unknown, code?: ErrorCode): e is RbqError {
   return e instanceof RbqError && (code === undefined || e.code === code)
 }
+
+/** Any thrown value as a typed error; anything untyped is a bug (INTERNAL), never the sender's fault. */
+export function asRbqError(e: unknown): RbqError {
+  if (e instanceof RbqError) return e
+  return new RbqError('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+}

@@ -3,8 +3,7 @@
  * open), the one function both the worker threads and the inline fallback run, so a verdict
  * never depends on where a frame was decoded. Errors cross the thread boundary as plain data.
  */
-import { ERROR_CODES, RbqError, decodeFrame, type ErrorCode, type VerifiedFrame } from '../../protocol/index.js'
-import { asRbqError } from './results.js'
+import { ERROR_CODES, RbqError, asRbqError, decodeFrame, type ErrorCode, type VerifiedFrame } from '../../protocol/index.js'
 
 export type DecodeOutcome = { ok: true; frame: VerifiedFrame } | { ok: false; error: RbqError }
 

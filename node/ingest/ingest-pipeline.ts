@@ -22,13 +22,13 @@
  *                                  a second proof against an already proven key
  *   stored → 'stored' event; an attestation conflicting with a stored one (same key and seq,
  *   other statement) → this node signs, stores and emits an equivocation proof.
- * Status per code: results.ts. Every result is counted in rbq_ingest_frames_total.
+ * The [REJECT]/[IGNORE] marks are what each check means for gossip, decided in one place:
+ * node/p2p/gossip-decision.ts (also the status per code, through results.ts). Every result is
+ * counted in rbq_ingest_frames_total.
  *
- * Events and gossip: 'stored' fires for every newly stored frame, with its source (the verdict
- * engine listens). What the network publishes: frames stored with source 'api' (they entered
- * the network here), this node's own statements (Publisher 'published', publisher.ts), and
- * each proof this node made ('equivocation'; the proof is also 'stored' with source 'local').
- * Gossip and sync frames are not re-published (gossipsub forwards; sync peers have them).
+ * Events: 'stored' fires for every newly stored frame, with its source (the verdict engine and
+ * sync listen); 'equivocation' for each proof this node made (also 'stored', source 'local').
+ * Which of these frames the node publishes on gossip: node/p2p/gossip-decision.ts.
  */
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'

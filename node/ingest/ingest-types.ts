@@ -5,11 +5,9 @@ export const INGEST_SOURCES = ['gossip', 'sync', 'api', 'local'] as const
 export type IngestSource = (typeof INGEST_SOURCES)[number]
 
 /**
- * What became of a frame; fixed strings (metric label values). Gossip mapping (toGossipResult):
- *   stored    → accept   the frame is new, valid and now stored
- *   duplicate → ignore   already stored or in flight (code DUPLICATE)
- *   rejected  → reject   the sender sent something invalid: the peer is penalised
- *   ignored   → ignore   valid or unknown, but not taken now (quota, queue full, store error…)
+ * What became of a frame; fixed strings (metric label values): stored; duplicate (code
+ * DUPLICATE); rejected (the bytes are invalid); ignored (not taken now: quota, queue full, store
+ * error…). Which codes are which, and the gossip result of each: node/p2p/gossip-decision.ts.
  */
 export const INGEST_STATUSES = ['stored', 'duplicate', 'rejected', 'ignored'] as const
 export type IngestStatus = (typeof INGEST_STATUSES)[number]
@@ -27,8 +25,8 @@ export interface IngestResult {
 }
 
 export interface IngestEvents {
-  /** A frame was newly stored (the verdict engine re-evaluates; see pipeline.ts for gossip). */
+  /** A frame was newly stored (the verdict engine re-evaluates; gossip: node/p2p/gossip-decision.ts). */
   stored: [frame: VerifiedFrame, source: IngestSource]
-  /** This node signed and stored an equivocation proof: publish it on /rbq/1/proofs. */
+  /** This node signed and stored an equivocation proof (published on /rbq/1/proofs). */
   equivocation: [proof: EquivocationFrame]
 }

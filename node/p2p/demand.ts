@@ -5,7 +5,7 @@
  * forwards it and hands it to its rebuild pipeline, which honours it or not by its own rule
  * (`[rebuild] demand`, node/rebuild/README.md).
  *
- * Validation, in order (each [REJECT] penalises the peer, each [IGNORE] drops without penalty):
+ * Validation, in order ([REJECT] and [IGNORE] as in gossip-decision.ts):
  *   [REJECT] the message decodes: ≤ 2 KiB, canonical JSON, frame shape, public key, key id,
  *            rebuild-request payload type (TOPIC_MISMATCH), signature, statement schema,
  *            canonical purl (decodeRebuildRequest: INPUT_TOO_LARGE, JSON_MALFORMED, NOT_CANONICAL,
@@ -19,6 +19,7 @@
  */
 import type { PeerId } from '@libp2p/interface'
 import {
+  asRbqError,
   decodeRebuildRequest,
   encodeRebuildRequest,
   RbqError,
@@ -26,9 +27,8 @@ import {
   type RebuildRequestMessage,
   type SigningKey
 } from '../../protocol/index.js'
-import { asRbqError } from '../ingest/results.js'
 import { errorFields, type Logger } from '../../common/logger.js'
-import type { GossipVerdict } from './gossip.js'
+import type { GossipVerdict } from './gossip-decision.js'
 
 export interface RebuildRequestsInit {
   /** Requests accepted per requesting key per hour (default 60). */

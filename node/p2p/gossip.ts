@@ -1,53 +1,17 @@
 /**
- * Gossip on /rbq/1/attestations, /rbq/1/delegations and /rbq/1/proofs (SPEC.md §Gossip).
- *
- * gossipsub runs with asyncValidation: every message of a subscribed topic reaches
- * `gossipsub:message`, is validated by its topic's validator (Lodestar style: ordered checks,
- * each [REJECT] = the peer is penalised (P4) and the message dropped, or [IGNORE] = dropped
- * without penalty), and only then reported back, so gossipsub forwards nothing unvalidated.
- * The verdict comes from the one mapping toGossipResult (node/ingest/results.ts).
- *
- * What this node publishes is decided in network.ts; frames from gossip are forwarded by
- * gossipsub itself, frames from sync are not re-published (the peers they came from have them).
+ * Gossip transport on /rbq/1/attestations, /rbq/1/delegations and /rbq/1/proofs (SPEC.md §8),
+ * plus the topics of node/p2p/demand.ts: subscribes, hands each message to its topic's
+ * validator, reports the result to gossipsub (asyncValidation: it forwards only what was
+ * accepted), counts and logs it, and sends what this node publishes. What is published, what is
+ * forwarded, and every check's REJECT/IGNORE: gossip-decision.ts.
  */
 import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import type { Counter } from 'prom-client'
-import {
-  parseFrame,
-  RbqError,
-  TOPIC_ATTESTATIONS,
-  TOPIC_DELEGATIONS,
-  TOPIC_PROOFS,
-  TOPICS,
-  type ErrorCode,
-  type StatementKind,
-  type Topic,
-  type VerifiedFrame
-} from '../../protocol/index.js'
-import { asRbqError, toGossipResult } from '../ingest/results.js'
-import type { IngestResult, IngestSource } from '../ingest/ingest-types.js'
+import { RbqError, TOPICS, type ErrorCode, type VerifiedFrame } from '../../protocol/index.js'
 import { errorFields, type Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
-
-export type GossipResult = 'accept' | 'reject' | 'ignore'
-
-export const TOPIC_OF_KIND: Record<StatementKind, Topic> = {
-  attestation: TOPIC_ATTESTATIONS,
-  delegation: TOPIC_DELEGATIONS,
-  equivocation: TOPIC_PROOFS
-}
-
-const KIND_OF_TOPIC: Record<Topic, StatementKind> = {
-  [TOPIC_ATTESTATIONS]: 'attestation',
-  [TOPIC_DELEGATIONS]: 'delegation',
-  [TOPIC_PROOFS]: 'equivocation'
-}
-
-/** What gossip needs from the ingest pipeline. */
-export interface GossipIngest {
-  submit(bytes: Uint8Array, source: IngestSource, peer?: string): Promise<IngestResult>
-}
+import { judge, statementTopicValidator, TOPIC_OF_KIND, type GossipIngest, type GossipResult, type GossipVerdict, type TopicValidator } from './gossip-decision.js'
 
 /**
  * reportMessageValidationResult exists on gossipsub 17's implementation but is missing from
@@ -66,45 +30,6 @@ export interface GossipComponents {
   otherTopics?: ReadonlyMap<string, TopicValidator>
 }
 
-export interface GossipVerdict {
-  result: GossipResult
-  /** Why it was not accepted (absent for accept). */
-  error?: RbqError
-}
-
-/**
- * The validator of one topic. Checks, in order:
- *   [REJECT] the frame parses: size ≤ 64 KiB, UTF-8, canonical JSON, schema, version, public key,
- *            key id, payload type (codes from parseFrame: INPUT_TOO_LARGE, JSON_MALFORMED, …)
- *   [REJECT] its kind is the topic's: attestation / delegation / equivocation (TOPIC_MISMATCH)
- *   then the ingest pipeline (source 'gossip'), whose status maps through toGossipResult:
- *   [REJECT] the signature verifies and the statement is valid (SIGNATURE_INVALID,
- *            SCHEMA_INVALID, PURL_INVALID, EQUIVOCATION_INVALID, …)
- *   [IGNORE] it is not already stored or in flight (DUPLICATE)
- *   [IGNORE] the node can take it now: signer quota, queue room, a working store
- *            (QUOTA_EXCEEDED, QUEUE_FULL, STORE_ERROR, INTERNAL)
- *   [ACCEPT] stored
- */
-export type TopicValidator = (data: Uint8Array, from: PeerId) => Promise<GossipVerdict>
-
-function topicValidator(topic: Topic, ingest: GossipIngest): TopicValidator {
-  const kind = KIND_OF_TOPIC[topic]
-  return async (data, from) => {
-    let parsedKind: StatementKind
-    try {
-      parsedKind = parseFrame(data).kind
-    } catch (e) {
-      return { result: 'reject', error: asRbqError(e) }
-    }
-    if (parsedKind !== kind) {
-      return { result: 'reject', error: new RbqError('TOPIC_MISMATCH', `a ${parsedKind} frame arrived on ${topic}, which carries ${kind} frames`) }
-    }
-    const outcome = await ingest.submit(data, 'gossip', from.toString())
-    const result = toGossipResult(outcome.status)
-    return result === 'accept' || outcome.error === undefined ? { result } : { result, error: outcome.error }
-  }
-}
-
 export class Gossip {
   private readonly pubsub: GossipSubWithAsyncValidation
   private readonly validators: ReadonlyMap<string, TopicValidator>
@@ -115,7 +40,7 @@ export class Gossip {
 
   constructor(components: GossipComponents) {
     this.pubsub = components.pubsub as GossipSubWithAsyncValidation
-    this.validators = new Map<string, TopicValidator>([...TOPICS.map((t): [string, TopicValidator] => [t, topicValidator(t, components.ingest)]), ...(components.otherTopics ?? [])])
+    this.validators = new Map<string, TopicValidator>([...TOPICS.map((t): [string, TopicValidator] => [t, statementTopicValidator(t, components.ingest)]), ...(components.otherTopics ?? [])])
     this.log = components.logger.child({ component: 'gossip' })
     this.validated = components.metrics.counter({
       name: 'rbq_gossip_messages_total',
@@ -144,16 +69,8 @@ export class Gossip {
   }
 
   /** Validates one message the way a received one is (exposed for tests and metrics). */
-  async validate(topic: string, data: Uint8Array, from: PeerId): Promise<GossipVerdict> {
-    const validator = this.validators.get(topic)
-    // Unreachable while we subscribe only to our topics; never forward what we cannot judge.
-    if (validator === undefined) return { result: 'ignore' }
-    try {
-      return await validator(data, from)
-    } catch (e) {
-      // A bug or a failing dependency is not the sender's fault.
-      return { result: 'ignore', error: asRbqError(e) }
-    }
+  validate(topic: string, data: Uint8Array, from: PeerId): Promise<GossipVerdict> {
+    return judge(this.validators.get(topic), data, from)
   }
 
   private readonly onMessage = (event: CustomEvent<GossipsubMessage>): void => {

@@ -4,24 +4,21 @@
  * Started after the store and the pipeline, stopped before them (node.ts). On start it loads
  * the seq index from the store, starts libp2p, subscribes, and begins syncing with peers as
  * they connect; bootstrap peers are re-dialled every sync interval while disconnected.
- *
- * Published on gossip: this node's own statements (Publisher 'published'), frames its API
- * stored (pipeline 'stored' with source 'api'), and the equivocation proofs it signs (pipeline
- * 'equivocation').
+ * What it publishes on gossip: gossip-decision.ts.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { RbqError, type EquivocationFrame, type SigningKey, type VerifiedFrame } from '../../protocol/index.js'
+import { RbqError, type SigningKey, type VerifiedFrame } from '../../protocol/index.js'
 import type { P2PConfig, SyncConfig } from '../node-config.js'
 import type { Store } from '../db/store.js'
 import type { IngestPipeline } from '../ingest/ingest-pipeline.js'
 import type { Publisher } from '../ingest/publisher.js'
-import type { IngestSource } from '../ingest/ingest-types.js'
 import { errorFields, type Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
 import { RebuildRequests } from './demand.js'
 import { Gossip } from './gossip.js'
+import { publishWhatEntersHere } from './gossip-decision.js'
 import { createHost, type Host } from './host.js'
 import { PeerPenalties } from './peer-penalties.js'
 import { loadSeqRuns, SeqRuns } from './seq-runs.js'
@@ -73,6 +70,7 @@ export class Network {
   private readonly log: Logger
   private readonly bootstrapPeers: { id: PeerId; addr: ReturnType<typeof multiaddr> }[]
   private redialTimer: ReturnType<typeof setInterval> | undefined
+  private stopPublishing: (() => void) | undefined
   private readonly redialMs: number
 
   private constructor(
@@ -157,8 +155,7 @@ export class Network {
     // Index first, then listen: stored events from now on keep it current.
     pipeline.on('stored', this.onStored)
     await loadSeqRuns(store, this.runs)
-    pipeline.on('equivocation', this.onEquivocation)
-    publisher.on('published', this.onPublished)
+    this.stopPublishing = publishWhatEntersHere({ pipeline, publisher }, (frame) => void this.gossip.publish(frame))
     try {
       await this.host.start()
       this.gossip.start()
@@ -173,28 +170,18 @@ export class Network {
   }
 
   async stop(): Promise<void> {
-    const { pipeline, publisher } = this.components
     clearInterval(this.redialTimer)
-    publisher.off('published', this.onPublished)
-    pipeline.off('equivocation', this.onEquivocation)
-    pipeline.off('stored', this.onStored)
+    this.stopPublishing?.()
+    this.stopPublishing = undefined
+    this.components.pipeline.off('stored', this.onStored)
     await this.sync.stop()
     this.gossip.stop()
     await this.host.stop()
     this.log.info('p2p stopped')
   }
 
-  private readonly onStored = (frame: VerifiedFrame, source: IngestSource): void => {
+  private readonly onStored = (frame: VerifiedFrame): void => {
     this.sync.onStored(frame)
-    if (source === 'api') void this.gossip.publish(frame)
-  }
-
-  private readonly onPublished = (frame: VerifiedFrame): void => {
-    void this.gossip.publish(frame)
-  }
-
-  private readonly onEquivocation = (proof: EquivocationFrame): void => {
-    void this.gossip.publish(proof)
   }
 
   private redialBootstrap(): void {

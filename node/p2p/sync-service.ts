@@ -21,6 +21,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import * as lp from 'it-length-prefixed'
 import type { Counter } from 'prom-client'
 import {
+  asRbqError,
   RbqError,
   SYNC_PROTOCOL,
   decodeUtf8,
@@ -62,7 +63,6 @@ import {
 } from '../../protocol/sync.js'
 import type { Store } from '../db/store.js'
 import type { TrustState } from '../trust/trust-state.js'
-import { asRbqError } from '../ingest/results.js'
 import type { IngestResult, IngestSource, IngestStatus } from '../ingest/ingest-types.js'
 import { errorFields, type Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Store } from '../../../../node/db/store.js'
 import { IngestPipeline, type IngestPipelineInit } from '../../../../node/ingest/ingest-pipeline.js'
 import { StatementSigner } from '../../../../identity/statement-signer.js'
-import { toGossipResult } from '../../../../node/ingest/results.js'
+import { toGossipResult } from '../../../../node/p2p/gossip-decision.js'
 import type { IngestSource } from '../../../../node/ingest/ingest-types.js'
 import { Metrics } from '../../../../node/metrics.js'
 import {
