@@ -12,6 +12,7 @@ import { formatPolicy, type Policy } from '../../../../node/consensus/index.js'
 import { Store } from '../../../../node/db/store.js'
 import { IngestPipeline } from '../../../../node/ingest/ingest-pipeline.js'
 import { StatementSigner } from '../../../../identity/statement-signer.js'
+import { Publisher } from '../../../../node/ingest/publisher.js'
 import { Metrics } from '../../../../node/metrics.js'
 import type { SigningKey } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
@@ -21,6 +22,9 @@ export interface ApiHarness {
   dir: string
   store: Store
   pipeline: IngestPipeline
+  /** The node's signer and publisher (POST /v1/rebuild-results), over nodeKey and `<dir>/signing.key.seq`. */
+  signer: StatementSigner
+  publisher: Publisher
   server: ApiServer
   client: ApiClient
   nodeKey: SigningKey
@@ -37,12 +41,14 @@ export async function startApi(
   const store = await Store.open(join(dir, 'db'))
   const metrics = new Metrics()
   const nodeKey = key('api node')
-  const pipeline = new IngestPipeline({ store, metrics }, { signer: new StatementSigner(nodeKey, join(dir, 'signing.key.seq')), workers: 0 })
+  const signer = new StatementSigner(nodeKey, join(dir, 'signing.key.seq'))
+  const pipeline = new IngestPipeline({ store, metrics }, { signer, workers: 0 })
   await pipeline.start()
+  const publisher = new Publisher({ pipeline, store, signer })
   const writePolicy = async (p: Policy | string) => writeFile(policyPath(dir), typeof p === 'string' ? p : formatPolicy(p))
   if (options.policy !== undefined) await writePolicy(options.policy)
   const server = new ApiServer(
-    { store, metrics, ingest: pipeline, publicKey: nodeKey.publicKey, ...options.components },
+    { store, metrics, ingest: pipeline, publisher, publicKey: nodeKey.publicKey, ...options.components },
     { dataDir: dir, port: 0, ...options.init }
   )
   try {
@@ -58,6 +64,8 @@ export async function startApi(
     dir,
     store,
     pipeline,
+    signer,
+    publisher,
     server,
     client: new ApiClient({ url: server.url, dataDir: dir }),
     nodeKey,

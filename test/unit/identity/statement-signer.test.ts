@@ -1,0 +1,145 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { SOFTWARE } from '../../../common/version.js'
+import { seqFileFor } from '../../../identity/seq-counter.js'
+import { saveKey } from '../../../identity/signing-key.js'
+import { StatementSigner } from '../../../identity/statement-signer.js'
+import { decodeFrame, generateSigningKey, isEquivocation, type AttestationContent, type SigningKey } from '../../../protocol/index.js'
+import { makeTempDir } from '../../utils/tmp.js'
+import { hex64, PKG } from '../../utils/frames.js'
+
+let dir: string
+let cleanup: () => Promise<void>
+let key: SigningKey
+let seqFile: string
+
+beforeEach(async () => {
+  ;({ dir, cleanup } = await makeTempDir('rbq-signer-'))
+  key = generateSigningKey()
+  seqFile = join(dir, 'signing.key.seq')
+})
+afterEach(() => cleanup())
+
+function content(n: number, over: Partial<AttestationContent> = {}): AttestationContent {
+  return {
+    package: PKG,
+    subject: [{ name: `hello_${n}.deb`, sha256: hex64(n) }],
+    outcome: 'built',
+    upstream: [],
+    inputs: { sha256: hex64(n + 1000), materials: [] },
+    backend: 'recipe',
+    startedOn: new Date('2026-01-01T00:00:00Z'),
+    finishedOn: new Date('2026-01-01T00:05:00Z'),
+    ...over
+  }
+}
+
+const seqOf = (f: { statement: { predicate: { builder: { seq: number } } } }) => f.statement.predicate.builder.seq
+
+describe('StatementSigner', () => {
+  it('fills builder in: its key id, the next seq, the backend and SOFTWARE; peers accept the frame', async () => {
+    const signer = new StatementSigner(key, seqFile)
+    const frame = await signer.attest(content(1))
+    expect(frame.statement.predicate.builder).toEqual({ id: key.publicKey.keyid, seq: 1, backend: 'recipe', software: SOFTWARE })
+    expect(decodeFrame(frame.bytes).kind).toBe('attestation')
+    expect(frame.signer.keyid).toBe(key.publicKey.keyid)
+    // the seq is persisted (before signing) in the key's seq file
+    expect(JSON.parse(await readFile(seqFile, 'utf8'))).toEqual({ keyid: key.publicKey.keyid, lastSeq: 1 })
+  })
+
+  it('continues the sequence across restarts (a new signer over the same files)', async () => {
+    const first = new StatementSigner(key, seqFile)
+    expect([seqOf(await first.attest(content(1))), seqOf(await first.attest(content(2)))]).toEqual([1, 2])
+    const restarted = new StatementSigner(key, seqFile)
+    expect(await restarted.lastSeq()).toBe(2)
+    expect(seqOf(await restarted.attest(content(3)))).toBe(3)
+  })
+
+  it('never gives one seq twice to concurrent callers, whether they share a signer or not', async () => {
+    // Two signers over one seq file stand for the node and an offline CLI: they meet at the lock file.
+    const node = new StatementSigner(key, seqFile)
+    const cli = new StatementSigner(key, seqFile)
+    const frames = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? node : cli).attest(content(i))))
+    const seqs = frames.map(seqOf).sort((a, b) => a - b)
+    expect(seqs).toEqual(Array.from({ length: 24 }, (_, i) => i + 1))
+    expect(await node.lastSeq()).toBe(24)
+  })
+
+  it('reserves one block for a batch: consecutive seqs in order, after any other signer', async () => {
+    const signer = new StatementSigner(key, seqFile)
+    await signer.attest(content(0))
+    const frames = await signer.attestAll([content(1), content(2), content(3)])
+    expect(frames.map(seqOf)).toEqual([2, 3, 4])
+    expect(frames.every((f) => decodeFrame(f.bytes).kind === 'attestation')).toBe(true)
+    expect(await signer.attestAll([])).toEqual([])
+    expect(await signer.lastSeq()).toBe(4)
+  })
+
+  it('refuses what receivers would refuse before reserving a seq', async () => {
+    const signer = new StatementSigner(key, seqFile)
+    // `reproduced` with nothing to compare against contradicts itself
+    await expect(signer.attest(content(1, { outcome: 'reproduced' }))).rejects.toMatchObject({ code: 'SCHEMA_INVALID' })
+    const big = content(1, { subject: Array.from({ length: 60 }, (_, i) => ({ name: `${'n'.repeat(200)}${i}`, sha256: hex64(i) })) })
+    await expect(signer.attest(big)).rejects.toMatchObject({ code: 'INPUT_TOO_LARGE', message: expect.stringMatching(/over the 16384-byte limit/) })
+    await expect(signer.attestAll([content(1), content(2, { package: 'not a purl' })])).rejects.toMatchObject({ code: 'PURL_INVALID' })
+    expect(await signer.lastSeq()).toBe(0)
+  })
+
+  it('takes an explicit seq only above every seq used so far', async () => {
+    const signer = new StatementSigner(key, seqFile)
+    expect(seqOf(await signer.attest(content(1), { seq: 10 }))).toBe(10)
+    await expect(signer.attest(content(2), { seq: 10 })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/not above 10/) })
+    expect(seqOf(await signer.attest(content(2)))).toBe(11)
+  })
+
+  it('moves the counter up to a seq found elsewhere (the store), never down', async () => {
+    const signer = new StatementSigner(key, seqFile)
+    expect(await signer.continueAbove(7)).toBe(true)
+    expect(await signer.continueAbove(3)).toBe(false)
+    expect(seqOf(await signer.attest(content(1)))).toBe(8)
+  })
+
+  it('signs delegations from its key', () => {
+    const signer = new StatementSigner(key, seqFile)
+    const delegate = generateSigningKey().publicKey
+    const frame = signer.delegate({
+      delegate: { keyid: delegate.keyid, publicKey: delegate.text },
+      name: 'buildd',
+      scope: ['pkg:deb/debian/*'],
+      maxDepth: 0,
+      version: 1,
+      expires: new Date('2099-01-01T00:00:00Z'),
+      revoked: false
+    })
+    expect(decodeFrame(frame.bytes).kind).toBe('delegation')
+    expect(frame.statement.delegator).toBe(key.publicKey.keyid)
+    expect(() => signer.delegate({ ...frame.statement, delegate: { keyid: key.publicKey.keyid, publicKey: key.publicKey.text }, expires: new Date('2099-01-01') })).toThrow(/itself/)
+  })
+
+  it('signs equivocation proofs (no seq involved)', async () => {
+    const liarKey = generateSigningKey()
+    const liar = new StatementSigner(liarKey, join(dir, 'liar.seq'))
+    const a = await liar.attest(content(1), { seq: 5 })
+    const liarAgain = new StatementSigner(liarKey, join(dir, 'liar-lost-its-seq-file.seq'))
+    const b = await liarAgain.attest(content(2), { seq: 5 })
+    expect(isEquivocation(a, b)).toBe(true)
+    const reporter = new StatementSigner(key, seqFile)
+    const proof = reporter.equivocationProof(b, a)
+    const decoded = decodeFrame(proof.bytes)
+    expect(decoded.kind).toBe('equivocation')
+    expect(proof.signer.keyid).toBe(key.publicKey.keyid)
+    expect(proof.proof.keyid).toBe(liar.keyid)
+    expect(await reporter.lastSeq()).toBe(0)
+  })
+
+  it('reads a key file with its seq file beside it', async () => {
+    const keyFile = join(dir, 'node.key')
+    await saveKey(keyFile, key)
+    const signer = await StatementSigner.fromKeyFile(keyFile)
+    expect(signer.keyid).toBe(key.publicKey.keyid)
+    expect(signer.seqFile).toBe(seqFileFor(keyFile))
+    await signer.attest(content(1))
+    expect(await new StatementSigner(key, seqFileFor(keyFile)).lastSeq()).toBe(1)
+  })
+})
