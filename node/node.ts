@@ -150,7 +150,7 @@ export class RbqNode {
         return rebuilds === undefined ? { recipients } : { recipients, local: await rebuilds.honourRequest({ purl, requester: signingKey.publicKey.keyid }) }
       }
 
-      // --- API: the local HTTP API (node/api/; [api] config), started last, stopped first. ---
+      // The local HTTP API (node/api/; [api] config), started last, stopped first.
       const api = await startNodeApi({
         dataDir: paths.root,
         config: config.api,
@@ -172,7 +172,6 @@ export class RbqNode {
         askNetwork
       })
       if (api !== undefined) started.push({ name: 'api', stop: () => api.stop() })
-      // --- end API ---
 
       const node = new RbqNode(config, paths, logger, metrics, signingKey, store, trust, pipeline, publisher, network, rebuilds)
       node.started.push(...started)
