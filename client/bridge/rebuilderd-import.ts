@@ -17,21 +17,15 @@
  * - Rows of one source package and one kind of evidence are grouped into statements of at most
  *   32 subjects.
  *
- * Seqs for the bridge key are reserved as one block under a lock file, so two imports can never
- * share a seq (which would be an equivocation and get the bridge key dropped everywhere).
+ * Signing: the CLI signs `importContents(plan)` with a StatementSigner over the bridge key
+ * (identity/statement-signer.ts), which fills in `builder` and reserves the seqs as one block under
+ * the seq file's lock, so two imports can never share a seq (which would be an equivocation and
+ * get the bridge key dropped everywhere). The node never holds the bridge key: it is another party.
  */
-import {
-  buildRebuildStatement,
-  canonicalJson,
-  sha256Hex,
-  signAttestation,
-  type AttestationFrame,
-  type SigningKey
-} from '../../protocol/index.js'
+import { canonicalJson, sha256Hex, type AttestationContent } from '../../protocol/index.js'
 import { mapLimit } from '../../common/concurrency.js'
 import { debArtifactName, sourcePurlOf, type BinaryControl } from '../../debian/binary-package.js'
 import { dataDirLayout } from '../../common/data-dir.js'
-import { SOFTWARE } from '../../common/version.js'
 import { unverifiedLinkProducts, verifyRebuilderdLink, type RebuilderdKey } from './in-toto-link.js'
 import { AttestationFetcher, attestationUrl, type Endpoint } from './instance.js'
 import type { RebuilderdArtifact } from './rebuilderd.js'
@@ -270,22 +264,17 @@ export function planRebuilderdImport(rows: readonly EvidencedRow[], options: { o
   return { statements, artifacts: count, skipped }
 }
 
-/** Signs statement i with seq firstSeq + i. */
-export function signImport(plan: ImportPlan, key: SigningKey, firstSeq: number): AttestationFrame[] {
-  return plan.statements.map((s, i) =>
-    signAttestation(
-      key,
-      buildRebuildStatement({
-        package: s.package,
-        subject: s.subjects,
-        outcome: 'reproduced',
-        upstream: s.subjects,
-        inputs: { sha256: s.inputs, materials: s.materials },
-        builder: { id: key.publicKey.keyid, seq: firstSeq + i, backend: BRIDGE_BACKEND, software: SOFTWARE },
-        startedOn: s.builtAt,
-        finishedOn: s.builtAt,
-        diff: s.diff
-      })
-    )
-  )
+/** The statements to sign, in plan order (the signer adds `builder`: the bridge key, its seqs, the software). */
+export function importContents(plan: ImportPlan): AttestationContent[] {
+  return plan.statements.map((s) => ({
+    package: s.package,
+    subject: s.subjects,
+    outcome: 'reproduced',
+    upstream: s.subjects,
+    inputs: { sha256: s.inputs, materials: s.materials },
+    backend: BRIDGE_BACKEND,
+    startedOn: s.builtAt,
+    finishedOn: s.builtAt,
+    diff: s.diff
+  }))
 }

@@ -4,7 +4,8 @@
  * test/e2e/rebuilderd-bridge.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { gatherEvidence, MAX_SUBJECTS_PER_STATEMENT, planRebuilderdImport, signImport, TAG_UNAUTHENTICATED, TAG_VERIFIED, type EvidencedRow } from '../../../../client/bridge/rebuilderd-import.js'
+import { StatementSigner } from '../../../../identity/statement-signer.js'
+import { gatherEvidence, importContents, MAX_SUBJECTS_PER_STATEMENT, planRebuilderdImport, TAG_UNAUTHENTICATED, TAG_VERIFIED, type EvidencedRow } from '../../../../client/bridge/rebuilderd-import.js'
 import { parseRebuilderdPublicKeys } from '../../../../client/bridge/in-toto-link.js'
 import { endpointOf, readInstanceList } from '../../../../client/bridge/instance.js'
 import type { RebuilderdArtifact } from '../../../../client/bridge/rebuilderd.js'
@@ -17,10 +18,12 @@ describe('rebuilderd bridge', () => {
   let server: RebuilderdServer
   let state: BridgeState
   let cleanup: () => Promise<void>
+  let dir: string
 
   beforeEach(async () => {
     const tmp = await makeTempDir('rbq-bridge-unit-')
     cleanup = tmp.cleanup
+    dir = tmp.dir
     state = await BridgeState.open(`${tmp.dir}/state`)
     server = await startRebuilderdServer([
       debianRecord(1, 'mount', '2.38.1-5+b1', 'util-linux'),
@@ -98,7 +101,9 @@ describe('rebuilderd bridge', () => {
     expect(util.builtAt.toISOString()).toBe(now.toISOString())
 
     const key = generateSigningKey()
-    const frames = signImport(plan, key, 41)
+    const signer = new StatementSigner(key, `${dir}/bridge.key.seq`)
+    await signer.continueAbove(40)
+    const frames = await signer.attestAll(importContents(plan))
     const decoded = decodeFrame(frames[0]!.bytes)
     if (decoded.kind !== 'attestation') throw new Error('not an attestation')
     expect(decoded.statement.predicate).toMatchObject({ outcome: 'reproduced', builder: { id: key.publicKey.keyid, seq: 41, backend: 'rebuilderd' }, diff: { tags: [TAG_VERIFIED] } })
@@ -106,7 +111,7 @@ describe('rebuilderd bridge', () => {
     expect(decoded.statement.predicate.upstream).toEqual(decoded.statement.subject)
   })
 
-  it('splits large source packages and never lists one artifact twice', () => {
+  it('splits large source packages and never lists one artifact twice', async () => {
     const row = (i: number, sha: string): EvidencedRow => {
       const artifact: RebuilderdArtifact = { name: `lib${i}`, version: '1.0', architecture: 'amd64', status: 'GOOD', distribution: 'debian', suite: 'sid', url: `https://m/pool/main/b/big/lib${i}_1.0_amd64.deb`, id: i, buildId: 1, artifactId: i, hasAttestation: false, builtAt: undefined, sha256: sha }
       return { artifact, file: `lib${i}_1.0_amd64.deb`, sha256: sha, authenticated: false, attestation: undefined, keyid: undefined, record: { origin: 'f', buildId: 1, artifact: `lib${i}` } }
@@ -116,7 +121,8 @@ describe('rebuilderd bridge', () => {
     const plan = planRebuilderdImport(rows, { origin: 'f' })
     expect(plan.statements.map((s) => s.subjects.length)).toEqual([MAX_SUBJECTS_PER_STATEMENT, 3])
     expect(plan.skipped).toEqual({ duplicate: 1, 'conflicting-digest': 1 })
-    expect(signImport(plan, generateSigningKey(), 1).map((f) => decodeFrame(f.bytes).kind)).toEqual(['attestation', 'attestation'])
+    const frames = await new StatementSigner(generateSigningKey(), `${dir}/bridge.key.seq`).attestAll(importContents(plan))
+    expect(frames.map((f) => [decodeFrame(f.bytes).kind, f.statement.predicate.builder.seq])).toEqual([['attestation', 1], ['attestation', 2]])
   })
 })
 
