@@ -1,23 +1,16 @@
 /**
- * `rbq attest`: sign a rebuild attestation for files you built yourself, offline.
- * The per-key seq lives in `<keyfile>.seq` and is never reused.
+ * `rbq attest`: sign a rebuild attestation for files you built yourself, offline, into a frame
+ * file. It signs through a StatementSigner over --key (identity/statement-signer.ts): the per-key
+ * seq lives in `<keyfile>.seq` and is never reused, even when --key is a running node's key (the
+ * node's signer takes the same lock). It publishes nothing, so it never asks a node to sign.
  */
 import { basename } from 'node:path'
 import { Option, type Command } from 'commander'
 import { sha256File, writeFrameFile } from '../../common/files.js'
 import { loadKey } from '../../identity/signing-key.js'
-import { SeqCounter, seqFileFor } from '../../identity/seq-counter.js'
-import { SOFTWARE } from '../../common/version.js'
-import {
-  buildRebuildStatement,
-  comparisonOutcome,
-  REBUILD_OUTCOMES,
-  RbqError,
-  sha256Hex,
-  signAttestation,
-  type ArtifactDigest,
-  type Outcome
-} from '../../protocol/index.js'
+import { seqFileFor } from '../../identity/seq-counter.js'
+import { StatementSigner } from '../../identity/statement-signer.js'
+import { comparisonOutcome, REBUILD_OUTCOMES, RbqError, sha256Hex, type ArtifactDigest, type AttestationContent, type Outcome } from '../../protocol/index.js'
 import { collect, parsePositiveInt, parsePurlOption, parseSha256Option } from '../options.js'
 
 interface AttestOptions {
@@ -56,26 +49,26 @@ export function registerAttest(program: Command): void {
       // Without --outcome: what comparing with --upstream says (reproduced/mismatch), else `built`.
       const outcome = opts.outcome ?? comparisonOutcome(subject, upstream)
       const now = new Date()
-      const statementFor = (seq: number) =>
-        buildRebuildStatement({
-          package: opts.package,
-          subject,
-          outcome,
-          upstream,
-          inputs: { sha256: opts.inputsDigest ?? sha256Hex(opts.package), materials: [] },
-          builder: { id: key.publicKey.keyid, seq, backend: 'manual', software: SOFTWARE },
-          startedOn: now,
-          finishedOn: now
-        })
-      // Validate with a placeholder seq first so a bad statement does not burn a seq number.
+      const content: AttestationContent = {
+        package: opts.package,
+        subject,
+        outcome,
+        upstream,
+        inputs: { sha256: opts.inputsDigest ?? sha256Hex(opts.package), materials: [] },
+        backend: 'manual',
+        startedOn: now,
+        finishedOn: now
+      }
+      const signer = new StatementSigner(key, seqFileFor(opts.key))
+      // A statement receivers would refuse is a usage error, and burns no seq number.
       try {
-        signAttestation(key, statementFor(opts.seq ?? 1))
+        signer.check(content)
       } catch (e) {
         if (e instanceof RbqError) throw new RbqError('USAGE', `cannot attest: ${e.message}`, { cause: e })
         throw e
       }
-      const seq = await new SeqCounter(seqFileFor(opts.key), key.publicKey.keyid).reserve(opts.seq)
-      const frame = signAttestation(key, statementFor(seq))
+      const frame = await signer.attest(content, opts.seq === undefined ? {} : { seq: opts.seq })
+      const seq = frame.statement.predicate.builder.seq
       await writeFrameFile(opts.out, frame.bytes)
       const result = { id: frame.id, keyid: key.publicKey.keyid, seq, outcome, subject, out: opts.out }
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
