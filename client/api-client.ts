@@ -23,20 +23,24 @@ import {
   type AttestationsQuery,
   type NetworkStats,
   type PeerInfo,
+  type PeersResponse,
   type RebuildResponse,
   type RebuildResultRequest,
   type SignedStatement,
   type StatsQuery,
   type StatusResponse,
   type StoredFrame,
+  type SubmitManyResponse,
   type SubmitResult,
   type TrustExplanation,
   type BriefVerdictResult,
   type VerdictEvidenceMode,
   type VerdictQuery,
   type VerdictResult,
+  type VerdictsResponse,
   type WatchedArtifact,
-  type WatchItem
+  type WatchItem,
+  type WatchResponse
 } from '../protocol/api.js'
 import { RbqError } from '../protocol/errors.js'
 import { defaultDataDir } from '../common/data-dir.js'
@@ -113,7 +117,7 @@ export class ApiClient {
   }
 
   async peers(): Promise<PeerInfo[]> {
-    return (await this.request<{ peers: PeerInfo[] }>('GET', '/v1/peers')).peers
+    return (await this.request<PeersResponse>('GET', '/v1/peers')).peers
   }
 
   /** The verdict for one file under the node's policy; `evidence: 'brief'` leaves the evidence out. */
@@ -138,7 +142,7 @@ export class ApiClient {
         ...(options.policy === undefined ? {} : { policy: options.policy }),
         ...(options.evidence === undefined ? {} : { evidence: options.evidence })
       }
-      out.push(...(await this.request<{ results: (VerdictResult | BriefVerdictResult)[] }>('POST', '/v1/verdicts', { json: body })).results)
+      out.push(...(await this.request<VerdictsResponse>('POST', '/v1/verdicts', { json: body })).results)
     }
     return out
   }
@@ -179,7 +183,7 @@ export class ApiClient {
     const flush = async () => {
       if (batch.length === 0) return
       const body = Buffer.concat(batch.flatMap((b) => [b, Buffer.from('\n')]))
-      const res = await this.request<{ results: SubmitResult[] }>('POST', '/v1/attestations', { raw: { type: MEDIA_NDJSON, bytes: body }, auth: true })
+      const res = await this.request<SubmitManyResponse>('POST', '/v1/attestations', { raw: { type: MEDIA_NDJSON, bytes: body }, auth: true })
       out.push(...res.results)
       batch = []
       size = 0
@@ -209,11 +213,11 @@ export class ApiClient {
   /** Adds artifacts to the watch list (`replace`: the list becomes exactly these; `remove`: removes them). */
   async watch(artifacts: readonly WatchItem[], options: { replace?: boolean; remove?: boolean } = {}): Promise<WatchedArtifact[]> {
     const body = { artifacts, ...options }
-    return (await this.request<{ watched: WatchedArtifact[] }>('POST', '/v1/watch', { json: body, auth: true })).watched
+    return (await this.request<WatchResponse>('POST', '/v1/watch', { json: body, auth: true })).watched
   }
 
   async watched(): Promise<WatchedArtifact[]> {
-    return (await this.request<{ watched: WatchedArtifact[] }>('GET', '/v1/watch')).watched
+    return (await this.request<WatchResponse>('GET', '/v1/watch')).watched
   }
 
   /** How a key (key id or ed25519:…) is trusted, under the node policy or `policy` (TOML). */

@@ -19,6 +19,7 @@
 import { promises as fs } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { RbqError } from '../protocol/index.js'
+import { DEFAULT_BUILD_SOCKET } from './build-helper/helper-protocol.js'
 
 export const DEFAULT_UNIT_PATH = '/etc/systemd/system/rbq.service'
 export const SYSTEMD_STATE_DIR = '/var/lib/rbq'
@@ -160,7 +161,7 @@ export function buildHelperSocketUnit(): string {
     'Description=rebuild-quorum build helper socket (the node asks for builds here)',
     '',
     '[Socket]',
-    'ListenStream=/run/rbq/build.sock',
+    `ListenStream=${DEFAULT_BUILD_SOCKET}`,
     'SocketUser=root',
     'SocketGroup=rbq',
     'SocketMode=0660',
@@ -224,7 +225,7 @@ data_dir = "${SYSTEMD_STATE_DIR}"
 
 [rebuild]
 # The node builds through the privileged build helper (rbq-build-helper.service).
-build_helper = "/run/rbq/build.sock"
+build_helper = "${DEFAULT_BUILD_SOCKET}"
 `
 }
 

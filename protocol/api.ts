@@ -13,7 +13,6 @@ import { RbqError, type ErrorCode } from './errors.js'
 
 // --- addresses and limits ------------------------------------------------------------------
 
-export const API_PREFIX = '/v1'
 export const DEFAULT_API_HOST = '127.0.0.1'
 export const DEFAULT_API_PORT = 4778
 export const DEFAULT_API_URL = `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`
@@ -239,7 +238,6 @@ export const BriefVerdictSchema = Type.Object(
   { package: Type.String(), artifact: Type.String(), status: VerdictStatusSchema, reason: Type.String(), evidenceHash: Sha256Hex },
   strict
 )
-export type BriefVerdict = Static<typeof BriefVerdictSchema>
 
 export const BriefVerdictResultSchema = Type.Object(
   { query: VerdictResultSchema.properties.query, status: VerdictStatusSchema, reason: Type.String(), verdicts: Type.Array(BriefVerdictSchema) },
@@ -266,7 +264,6 @@ export type VerdictsResponse = Static<typeof VerdictsResponseSchema>
 // --- status and peers ------------------------------------------------------------------------
 
 export const SYNC_STATES = ['off', 'idle', 'catching-up'] as const
-export type SyncState = (typeof SYNC_STATES)[number]
 
 export const StatusResponseSchema = Type.Object(
   {
@@ -394,7 +391,6 @@ export type AttestationsPage = Static<typeof AttestationsPageSchema>
 export const FrameIdParamsSchema = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{64}$' }) }, strict)
 
 export const SUBMIT_STATUSES = ['stored', 'duplicate', 'rejected'] as const
-export type SubmitStatus = (typeof SUBMIT_STATUSES)[number]
 
 /** Result of one submitted frame; `error` when rejected. */
 export const SubmitResultSchema = Type.Object(

@@ -31,12 +31,6 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
 
-const HEX_RE = /^(?:[0-9a-f]{2})*$/
-export function fromHex(hex: string, field: string): Uint8Array {
-  if (!HEX_RE.test(hex)) throw new RbqError('SCHEMA_INVALID', `${field}: not lowercase hex`, { field })
-  return new Uint8Array(Buffer.from(hex, 'hex'))
-}
-
 const B64_STD_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 const B64_URL_RE = /^[A-Za-z0-9_-]*$/
 

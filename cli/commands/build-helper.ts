@@ -5,6 +5,7 @@
  */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
+import { DEFAULT_BUILD_SOCKET } from '../../node/build-helper/helper-protocol.js'
 
 export const DEFAULT_BUILD_CACHE = '/var/cache/rbq'
 
@@ -12,7 +13,7 @@ export function registerBuildHelper(program: Command): void {
   program
     .command('build-helper')
     .description('run the privileged build helper: builds what the node asks over a local Unix socket (see rbq init --systemd --debian-rebuilds)')
-    .option('--socket <path>', 'Unix socket to listen on (ignored when systemd passes one)', '/run/rbq/build.sock')
+    .option('--socket <path>', 'Unix socket to listen on (ignored when systemd passes one)', DEFAULT_BUILD_SOCKET)
     .option('--group <name>', 'group allowed to connect (socket mode 0660)')
     .option('--cache <dir>', `build cache: Debian indexes, build roots, recipe work (default $CACHE_DIRECTORY, else ${DEFAULT_BUILD_CACHE})`)
     .option('--config <file>', 'config file whose [rebuild] section sets the build options (default: as for rbq node start)')

@@ -45,8 +45,6 @@ export type GatePolicy = Readonly<Record<GatedStatus, GateAction>>
 
 const all = (a: GateAction): GatePolicy => ({ unreproducible: a, insufficient: a, unknown: a, failed: a })
 export const MODE_POLICIES: Readonly<Record<GateMode, GatePolicy>> = { strict: all('refuse'), 'tampering-only': all('allow'), warn: all('warn') }
-/** The safe default: refuse everything that is not reproduced. */
-export const DEFAULT_GATE_POLICY: GatePolicy = MODE_POLICIES.strict
 
 export interface GateSettings {
   mode: GateMode

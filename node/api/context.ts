@@ -32,9 +32,6 @@ export interface ApiPublisher {
   attest(content: AttestationContent): Promise<AttestationFrame>
 }
 
-/** A running rebuild as /v1/status names it. */
-export type RunningJob = NonNullable<NonNullable<StatusResponse['scheduler']>['jobs']>[number]
-
 /** The rebuild scheduler as the API uses it. */
 export interface ApiRebuilds {
   /** Queues a rebuild of a canonical purl; `status` says what happened (e.g. queued, already-queued). */

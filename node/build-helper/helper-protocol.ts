@@ -22,6 +22,7 @@ export const LOG_CHUNK_BYTES = 48 * 1024
 /** Longest line the client accepts from the helper (a result with many artifacts). */
 export const MAX_RESPONSE_LINE_BYTES = 1024 * 1024
 export const MAX_TIMEOUT_SECONDS = 7 * 86_400
+/** Where the helper listens by default (the systemd socket unit, `rbq build-helper --socket`). */
 export const DEFAULT_BUILD_SOCKET = '/run/rbq/build.sock'
 
 export interface BuildRequest {
