@@ -11,7 +11,6 @@ import { EventEmitter } from 'node:events'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { RbqError, openStoredFrame, type StatementKind, type VerifiedFrame } from '../../protocol/index.js'
-import type { Run } from '../../protocol/sync.js'
 import {
   Bucket,
   STORE_LAYOUT_VERSION,
@@ -124,10 +123,6 @@ export class Store {
   async close(): Promise<void> {
     await this.writeChain
     await this.db.close()
-  }
-
-  get isOpen(): boolean {
-    return this.db.status === 'open'
   }
 
   // --- writes ------------------------------------------------------------------------------
@@ -301,18 +296,14 @@ export class Store {
   // --- frames ------------------------------------------------------------------------------
 
   /** Canonical bytes of a stored frame. */
-  getFrame(id: string): Promise<Uint8Array | undefined> {
+  private getFrame(id: string): Promise<Uint8Array | undefined> {
     return this.read('getFrame', async () => {
       const bytes = await this.frames.get(id)
       return bytes === undefined ? undefined : plainBytes(bytes)
     })
   }
 
-  hasFrame(id: string): Promise<boolean> {
-    return this.read('hasFrame', () => this.frames.has(id))
-  }
-
-  /** hasFrame for many ids in one read. */
+  /** Whether each frame is stored, in one read. */
   hasFrames(ids: readonly string[]): Promise<boolean[]> {
     return this.read('hasFrames', async () => (ids.length === 0 ? [] : this.frames.hasMany([...ids])))
   }
@@ -351,11 +342,6 @@ export class Store {
   /** Attestations of this package (purl, canonical) with a subject or upstream entry of this name. */
   frameIdsByArtifact(pkg: string, artifact: string): Promise<string[]> {
     return this.idsIn(Bucket.framesByArtifact, prefixRange(pkg, artifact))
-  }
-
-  /** Attestations of this package signed by `keyid` (the (package, signer) index). */
-  frameIdsByPackageKey(pkg: string, keyid: string): Promise<string[]> {
-    return this.idsIn(Bucket.framesByPackageKey, prefixRange(pkg, keyid))
   }
 
   /**
@@ -480,11 +466,6 @@ export class Store {
     return this.idsIn(Bucket.attestationBySeq, seqRange(keyid, fromSeq, Number.MAX_SAFE_INTEGER), limit)
   }
 
-  /** Attestations of `keyid` at exactly `seq`; more than one is equivocation evidence. */
-  attestationIdsAtSeq(keyid: string, seq: number): Promise<string[]> {
-    return this.idsIn(Bucket.attestationBySeq, seqRange(keyid, seq, seq))
-  }
-
   /** Canonical bytes of `keyid`'s attestations with fromSeq <= seq <= toSeq, ordered by seq, at most `limit`. */
   async attestationsInRange(keyid: string, fromSeq: number, toSeq: number, limit: number): Promise<Uint8Array[]> {
     if (toSeq < fromSeq || limit <= 0) return []
@@ -505,24 +486,6 @@ export class Store {
     })
   }
 
-  /**
-   * The attestation seqs `keyid` has stored here as ascending, disjoint, non-adjacent runs
-   * `[from, to]` (the shape of a sync summary entry). Scans only above the contiguous prefix.
-   */
-  async seqRuns(keyid: string): Promise<Run[]> {
-    const stats = await this.keyStats(keyid)
-    const runs: Run[] = stats.contiguousSeq > 0 ? [[1, stats.contiguousSeq]] : []
-    if (stats.maxSeq <= stats.contiguousSeq) return runs
-    const above = await this.read('seqRuns', () => this.keysIn(Bucket.attestationBySeq, seqRange(keyid, stats.contiguousSeq + 2, stats.maxSeq)))
-    for (const key of above) {
-      const { seq } = parseAttestationBySeq(key)
-      const last = runs[runs.length - 1]
-      if (last !== undefined && seq <= last[1] + 1) last[1] = Math.max(last[1], seq)
-      else runs.push([seq, seq])
-    }
-    return runs
-  }
-
   /** Delegation frames whose delegate is `keyid`, by frame id. */
   delegationIdsByDelegate(keyid: string): Promise<string[]> {
     return this.idsIn(Bucket.delegationByDelegate, prefixRange(keyid))
@@ -541,10 +504,6 @@ export class Store {
     return this.read('proofIdFor', () => this.bucket<string>(Bucket.proofByKey).get(keyid))
   }
 
-  async equivocatingKeys(): Promise<Set<string>> {
-    return new Set(this.proofKeys)
-  }
-
   async count(kind?: StatementKind): Promise<number> {
     return kind === undefined ? KINDS.reduce((n, k) => n + this.counts[k], 0) : this.counts[kind]
   }
@@ -558,11 +517,6 @@ export class Store {
       this.statsCache.set(keyid, stats)
       return { ...stats }
     })
-  }
-
-  /** Canonical bytes stored for frames signed by `keyid` (for quotas). */
-  async storedBytesBy(keyid: string): Promise<number> {
-    return (await this.keyStats(keyid)).bytes
   }
 
   /**

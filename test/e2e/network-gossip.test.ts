@@ -7,6 +7,7 @@ import { MAX_FRAME_BYTES, TOPIC_ATTESTATIONS, TOPIC_DELEGATIONS, generateSigning
 import type { RbqNode } from '../../node/node.js'
 import { attestation, delegation, tampered } from '../utils/frames.js'
 import { connect, counterValue, startTestNode, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
+import { hasFrame } from '../utils/store-reads.js'
 
 async function line(n: number): Promise<{ nodes: TestNode[]; at: (i: number) => RbqNode }> {
   const nodes = await Promise.all(Array.from({ length: n }, () => startTestNode()))
@@ -41,7 +42,7 @@ describe('gossip along a line of 5 nodes', () => {
       backend: 'debian'
     })
     for (let i = 1; i < 5; i++) {
-      await waitFor(() => net.at(i).store.hasFrame(frame.id), { what: `frame at node ${i}` })
+      await waitFor(() => hasFrame(net.at(i).store, frame.id), { what: `frame at node ${i}` })
       expect(await gossipCount(net.at(i), { topic: TOPIC_ATTESTATIONS, result: 'accept' })).toBeGreaterThanOrEqual(1)
     }
   })
@@ -49,7 +50,7 @@ describe('gossip along a line of 5 nodes', () => {
   it('a delegation travels on its own topic', async () => {
     const frame = delegation(generateSigningKey(), generateSigningKey())
     await net.at(4).network.gossip.publish(frame)
-    for (let i = 0; i < 4; i++) await waitFor(() => net.at(i).store.hasFrame(frame.id), { what: `delegation at node ${i}` })
+    for (let i = 0; i < 4; i++) await waitFor(() => hasFrame(net.at(i).store, frame.id), { what: `delegation at node ${i}` })
   })
 })
 
@@ -85,7 +86,7 @@ describe('invalid frames published raw at one end', () => {
     }
     // A valid frame sent after them reaches the far end: anything forwarded would have too.
     await pubsub.publish(TOPIC_ATTESTATIONS, good.bytes)
-    await waitFor(() => net.at(4).store.hasFrame(good.id), { what: 'the valid frame at node 4' })
+    await waitFor(() => hasFrame(net.at(4).store, good.id), { what: 'the valid frame at node 4' })
 
     for (let i = 1; i < 5; i++) expect(await net.at(i).store.count()).toBe(1)
     for (let i = 2; i < 5; i++) {

@@ -15,6 +15,7 @@ import { createHost, type Host } from '../../node/p2p/host.js'
 import type { RbqNode } from '../../node/node.js'
 import { attestation } from '../utils/frames.js'
 import { connect, counterValue, startTestNode, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
+import { hasFrame } from '../utils/store-reads.js'
 
 const LONG = process.env.RBQ_HOSTILE === 'long'
 const IDENTITIES = LONG ? 200 : 20
@@ -83,7 +84,7 @@ describe(`gossip after identity churn from one IP (${IDENTITIES} identities)`, (
     const before = await accepted(victim.node)
     const start = performance.now()
     expect((await honest.node.pipeline.submit(frame.bytes, 'api')).status).toBe('stored')
-    await waitFor(() => victim.node.store.hasFrame(frame.id), { what: 'the honest frame at the victim', timeoutMs: 120_000, intervalMs: 10 })
+    await waitFor(() => hasFrame(victim.node.store, frame.id), { what: 'the honest frame at the victim', timeoutMs: 120_000, intervalMs: 10 })
     const ms = performance.now() - start
     // It came by gossip: accepted by the gossip validator, nothing stored by sync.
     expect(await accepted(victim.node)).toBe(before + 1)

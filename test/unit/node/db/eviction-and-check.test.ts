@@ -9,6 +9,7 @@ import { Metrics } from '../../../../node/metrics.js'
 import { generateSigningKey, isRbqError } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { attestation, delegation, hex64, PKG } from '../../../utils/frames.js'
+import { frameIdsByPackageKey, hasFrame } from '../../../utils/store-reads.js'
 
 const trusted = generateSigningKey()
 const own = generateSigningKey()
@@ -24,7 +25,7 @@ beforeEach(async () => {
   store = await Store.open(path)
 })
 afterEach(async () => {
-  if (store.isOpen) await store.close()
+  await store.close()
   await cleanup()
 })
 
@@ -34,8 +35,8 @@ describe('layout 3 indexes', () => {
     const s = attestation(strangers[0]!, 1, { subjects: [{ name: 'hello_1.deb', sha256: hex64(1) }] })
     const other = attestation(strangers[0]!, 2, { pkg: 'pkg:deb/debian/other@1?arch=source', subjects: [{ name: 'x.deb', sha256: hex64(1) }] })
     await store.putFrames([t, s, other])
-    expect(await store.frameIdsByPackageKey(PKG, trusted.publicKey.keyid)).toEqual([t.id])
-    expect(await store.frameIdsByPackageKey(PKG, strangers[0]!.publicKey.keyid)).toEqual([s.id])
+    expect(await frameIdsByPackageKey(store, PKG, trusted.publicKey.keyid)).toEqual([t.id])
+    expect(await frameIdsByPackageKey(store, PKG, strangers[0]!.publicKey.keyid)).toEqual([s.id])
     const signers = [trusted, strangers[0]!].map((k) => k.publicKey.keyid)
     expect(await store.digestEntries(hex64(1), [trusted.publicKey.keyid])).toEqual([{ id: t.id, keyid: trusted.publicKey.keyid, package: PKG }])
     const entries = (await store.digestEntries(hex64(1), signers)).sort((a, b) => (a.id < b.id ? -1 : 1))
@@ -65,7 +66,7 @@ describe('layout 3 indexes', () => {
     expect((await checkStore(path)).counts.layout).toBe(1)
 
     store = await Store.open(path)
-    expect(await store.frameIdsByPackageKey(PKG, trusted.publicKey.keyid)).toEqual([frames[0]!.id])
+    expect(await frameIdsByPackageKey(store, PKG, trusted.publicKey.keyid)).toEqual([frames[0]!.id])
     expect((await store.arrivals(undefined, 10)).length).toBe(3)
     await store.close()
     const report = await checkStore(path)
@@ -88,7 +89,7 @@ describe('Store.evict', () => {
     expect(await store.keyStats(k.publicKey.keyid)).toMatchObject({ frames: 2, maxSeq: 4, contiguousSeq: 0 })
     expect(await store.count('attestation')).toBe(2)
     expect(await store.frameIdsBySha256(hex64(1))).toEqual([])
-    expect(await store.frameIdsByPackageKey(PKG, k.publicKey.keyid)).toEqual([frames[1]!.id, frames[3]!.id].sort())
+    expect(await frameIdsByPackageKey(store, PKG, k.publicKey.keyid)).toEqual([frames[1]!.id, frames[3]!.id].sort())
     const rest = await store.arrivals(undefined, 10)
     await store.evict(rest.filter((e) => e.id === frames[3]!.id))
     expect(await store.keyStats(k.publicKey.keyid)).toMatchObject({ frames: 1, maxSeq: 2, contiguousSeq: 0 })
@@ -130,7 +131,7 @@ describe('StrangerBudget', () => {
     const budget = new StrangerBudget({ store, trustedKeys: () => new Set(), ownKey: own.publicKey.keyid }, { maxStrangerFrames: 1000, maxStrangerBytes: f.bytes.length * 2 + 10 })
     await store.putFrames([f, attestation(strangers[0]!, 2), attestation(strangers[1]!, 1)])
     expect(await budget.enforce()).toMatchObject({ frames: 1 })
-    expect(await store.hasFrame(f.id)).toBe(false)
+    expect(await hasFrame(store, f.id)).toBe(false)
   })
 })
 

@@ -3,9 +3,11 @@ import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Bucket, bucketName, keys, prefixRange, seqPart, STORE_LAYOUT_VERSION } from '../../../../node/db/buckets.js'
 import { Store } from '../../../../node/db/store.js'
+import { loadSeqRuns } from '../../../../node/p2p/seq-runs.js'
 import { buildRebuildStatement, generateSigningKey, isRbqError, signAttestation, signEquivocationProof } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { attestation, delegation, hex64, PKG } from '../../../utils/frames.js'
+import { attestationIdsAtSeq, frameBytes, frameIdsByPackageKey, hasFrame } from '../../../utils/store-reads.js'
 
 const alice = generateSigningKey()
 const bob = generateSigningKey()
@@ -19,7 +21,7 @@ beforeEach(async () => {
   store = await Store.open(join(dir, 'db'))
 })
 afterEach(async () => {
-  if (store.isOpen) await store.close()
+  await store.close()
   await cleanup()
 })
 
@@ -54,10 +56,10 @@ describe('Store', () => {
   it('round-trips frames in their canonical bytes', async () => {
     const a = attestation(alice, 1)
     expect(await store.putFrame(a)).toBe('stored')
-    expect(await store.getFrame(a.id)).toEqual(a.bytes)
-    expect(await store.hasFrame(a.id)).toBe(true)
-    expect(await store.hasFrame(hex64(1))).toBe(false)
-    expect(await store.getFrame(hex64(1))).toBeUndefined()
+    expect(await frameBytes(store, a.id)).toEqual(a.bytes)
+    expect(await hasFrame(store, a.id)).toBe(true)
+    expect(await hasFrame(store, hex64(1))).toBe(false)
+    expect(await frameBytes(store, hex64(1))).toBeUndefined()
     const verified = await store.getVerifiedFrame(a.id)
     expect(verified?.kind).toBe('attestation')
     expect(verified?.payloadDigest).toBe(a.payloadDigest)
@@ -66,12 +68,12 @@ describe('Store', () => {
   it('is idempotent: the same frame twice stores once', async () => {
     const a = attestation(alice, 1)
     expect(await store.putFrame(a)).toBe('stored')
-    const bytes = await store.storedBytesBy(alice.publicKey.keyid)
+    const bytes = (await store.keyStats(alice.publicKey.keyid)).bytes
     expect(await store.putFrame(a)).toBe('duplicate')
     expect((await store.putFrames([attestation(alice, 2), attestation(alice, 2)])).map((o) => o.status)).toEqual(['stored', 'duplicate'])
     expect(await store.count('attestation')).toBe(2)
-    expect(await store.storedBytesBy(alice.publicKey.keyid)).toBe(bytes + attestation(alice, 2).bytes.length)
-    expect(await store.attestationIdsAtSeq(alice.publicKey.keyid, 1)).toEqual([a.id])
+    expect((await store.keyStats(alice.publicKey.keyid)).bytes).toBe(bytes + attestation(alice, 2).bytes.length)
+    expect(await attestationIdsAtSeq(store, alice.publicKey.keyid, 1)).toEqual([a.id])
   })
 
   it('indexes attestations by output sha256, package|artifact, package and keyid|seq', async () => {
@@ -94,8 +96,8 @@ describe('Store', () => {
     expect(await store.frameIdsByBuilder(k)).toEqual([a1.id, a2.id, a10.id]) // by seq: 2 before 10
     expect(await store.frameIdsByBuilder(k, 2)).toEqual([a2.id, a10.id])
     expect(await store.frameIdsByBuilder(k, 1, 2)).toEqual([a1.id, a2.id])
-    expect(await store.attestationIdsAtSeq(k, 10)).toEqual([a10.id])
-    expect(await store.attestationIdsAtSeq(k, 3)).toEqual([])
+    expect(await attestationIdsAtSeq(store, k, 10)).toEqual([a10.id])
+    expect(await attestationIdsAtSeq(store, k, 3)).toEqual([])
     expect(await store.attestationsInRange(k, 1, 10, 10)).toEqual([a1.bytes, a2.bytes, a10.bytes])
     expect(await store.attestationsInRange(k, 2, 9, 10)).toEqual([a2.bytes])
     expect(await store.attestationsInRange(k, 1, 10, 2)).toEqual([a1.bytes, a2.bytes])
@@ -115,7 +117,7 @@ describe('Store', () => {
       { package: PKG, keyid: alice.publicKey.keyid } // asked twice
     ].reverse()
     const many = await store.frameIdsByPackageKeys(pairs)
-    const one = await Promise.all(pairs.map((p) => store.frameIdsByPackageKey(p.package, p.keyid)))
+    const one = await Promise.all(pairs.map((p) => frameIdsByPackageKey(store, p.package, p.keyid)))
     expect(many).toEqual(one)
     expect(many.flat().length).toBe(150 + 25)
     expect(await store.frameIdsByPackageKeys([])).toEqual([])
@@ -145,9 +147,8 @@ describe('Store', () => {
     expect(await store.putFrame(otherReport)).toBe('duplicate')
     expect(await store.allProofs()).toEqual([proof.bytes])
     expect(await store.proofIdFor(bob.publicKey.keyid)).toBe(proof.id)
-    expect(await store.equivocatingKeys()).toEqual(new Set([bob.publicKey.keyid]))
     expect(await store.count('equivocation')).toBe(1)
-    expect(await store.storedBytesBy(reporter.publicKey.keyid)).toBe(proof.bytes.length)
+    expect((await store.keyStats(reporter.publicKey.keyid)).bytes).toBe(proof.bytes.length)
   })
 
   it('reports conflicting statements at one (keyid, seq) and keeps both', async () => {
@@ -159,7 +160,7 @@ describe('Store', () => {
     // In one batch too: z conflicts with both.
     const [out] = await store.putFrames([z])
     expect(out?.conflictsWith.sort()).toEqual([x.id, y.id].sort())
-    expect((await store.attestationIdsAtSeq(alice.publicKey.keyid, 3)).length).toBe(3)
+    expect((await attestationIdsAtSeq(store, alice.publicKey.keyid, 3)).length).toBe(3)
     const s2 = attestation(bob, 2, { variant: 1 })
     const s2b = attestation(bob, 2, { variant: 2 })
     expect(await store.putFrames([s2, s2b])).toEqual([
@@ -175,14 +176,14 @@ describe('Store', () => {
     expect((await store.seqSummary()).get(k)).toBe(0) // seq 1 missing
     await put([1, 4])
     expect((await store.seqSummary()).get(k)).toBe(2)
-    expect(await store.seqRuns(k)).toEqual([[1, 2], [4, 4]])
+    expect((await loadSeqRuns(store)).runs(k)).toEqual([[1, 2], [4, 4]])
     await put([7, 6])
-    expect(await store.seqRuns(k)).toEqual([[1, 2], [4, 4], [6, 7]])
+    expect((await loadSeqRuns(store)).runs(k)).toEqual([[1, 2], [4, 4], [6, 7]])
     await put([3]) // fills the gap: 1..4 stored
     expect((await store.seqSummary()).get(k)).toBe(4)
     await put([5]) // walks on through stored 6 and 7
     expect((await store.seqSummary()).get(k)).toBe(7)
-    expect(await store.seqRuns(k)).toEqual([[1, 7]])
+    expect((await loadSeqRuns(store)).runs(k)).toEqual([[1, 7]])
     // Descending arrival in one batch.
     await store.putFrames([3, 2, 1].map((s) => attestation(bob, s)))
     expect((await store.seqSummary()).get(bob.publicKey.keyid)).toBe(3)
@@ -202,10 +203,12 @@ describe('Store', () => {
     await store.close()
 
     store = await Store.open(path)
-    expect(await store.getFrame(a[2]!.id)).toEqual(a[2]!.bytes)
+    expect(await frameBytes(store, a[2]!.id)).toEqual(a[2]!.bytes)
     expect(await store.count()).toBe(5)
     expect(await store.count('equivocation')).toBe(1)
-    expect(await store.equivocatingKeys()).toEqual(new Set([bob.publicKey.keyid]))
+    // The proven key is remembered: another proof against it is a duplicate.
+    expect(await store.proofIdFor(bob.publicKey.keyid)).toBe(proof.id)
+    expect(await store.putFrame(signEquivocationProof(alice, attestation(bob, 1, { variant: 1 }), attestation(bob, 1, { variant: 2 })))).toBe('duplicate')
     expect((await store.seqSummary()).get(alice.publicKey.keyid)).toBe(2)
     expect(await store.frameIdsBySha256(hex64(4))).toEqual([a[2]!.id])
     expect(await store.sublevel<{ tries: number }>('jobs').get('job-1')).toEqual({ tries: 2 })
@@ -228,13 +231,13 @@ describe('Store', () => {
     expect(await codeOf(store.putFrame(a2))).toBe('STORE_ERROR')
     levelOf(store).hooks.prewrite.delete(failing)
 
-    expect(await store.hasFrame(a2.id)).toBe(false)
+    expect(await hasFrame(store, a2.id)).toBe(false)
     expect(await store.frameIdsBySha256(hex64(2))).toEqual([])
-    expect(await store.attestationIdsAtSeq(alice.publicKey.keyid, 2)).toEqual([])
+    expect(await attestationIdsAtSeq(store, alice.publicKey.keyid, 2)).toEqual([])
     expect(await store.keyStats(alice.publicKey.keyid)).toEqual(before)
     expect(await store.count()).toBe(1)
     // Reads kept working, and the same frame stores fine once the disk is back.
-    expect(await store.getFrame(a1.id)).toEqual(a1.bytes)
+    expect(await frameBytes(store, a1.id)).toEqual(a1.bytes)
     expect(await store.putFrame(a2)).toBe('stored')
     expect((await store.seqSummary()).get(alice.publicKey.keyid)).toBe(2)
   })
@@ -244,7 +247,7 @@ describe('Store', () => {
     expect(await codeOf(Store.open(path))).toBe('STORE_ERROR') // locked by `store`
     await store.close()
     expect(await codeOf(store.putFrame(attestation(alice, 1)))).toBe('STORE_ERROR')
-    expect(await codeOf(store.getFrame(hex64(1)))).toBe('STORE_ERROR')
+    expect(await codeOf(frameBytes(store, hex64(1)))).toBe('STORE_ERROR')
     expect(await codeOf(store.frameIdsBySha256(hex64(1)))).toBe('STORE_ERROR')
 
     const raw = new Level<string, unknown>(path, { valueEncoding: 'json' })

@@ -10,6 +10,7 @@ import { SOFTWARE } from '../../../../common/version.js'
 import { generateSigningKey, isRbqError, type AttestationContent, type VerifiedFrame } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { hex64, PKG } from '../../../utils/frames.js'
+import { frameBytes } from '../../../utils/store-reads.js'
 
 const key = generateSigningKey()
 const other = generateSigningKey()
@@ -44,7 +45,7 @@ async function stopNode(): Promise<void> {
   if (node === undefined) return
   await node.publisher.stop()
   await node.pipeline.stop()
-  if (node.store.isOpen) await node.store.close()
+  await node.store.close()
   node = undefined
 }
 
@@ -69,7 +70,7 @@ describe('Publisher', () => {
     expect([a.statement.predicate.builder.seq, b.statement.predicate.builder.seq]).toEqual([1, 2])
     expect(a.statement.predicate.builder).toMatchObject({ id: key.publicKey.keyid, backend: 'debian', software: SOFTWARE })
     expect(published.map((f) => f.id)).toEqual([a.id, b.id])
-    expect(await store.getFrame(b.id)).toEqual(b.bytes)
+    expect(await frameBytes(store, b.id)).toEqual(b.bytes)
     expect((await store.seqSummary()).get(key.publicKey.keyid)).toBe(2)
   })
 

@@ -13,6 +13,7 @@ import { Gossip } from '../../../../node/p2p/gossip.js'
 import { createHost, type Host } from '../../../../node/p2p/host.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { attestation, delegation, tampered } from '../../../utils/frames.js'
+import { hasFrame } from '../../../utils/store-reads.js'
 
 const from = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
 
@@ -42,7 +43,7 @@ describe('gossip topic validators', () => {
   it('accepts a new valid frame on its topic, then ignores it as a duplicate', async () => {
     const frame = attestation(generateSigningKey(), 1)
     expect(await gossip.validate(TOPIC_ATTESTATIONS, frame.bytes, from)).toEqual({ result: 'accept' })
-    expect(await store.hasFrame(frame.id)).toBe(true)
+    expect(await hasFrame(store, frame.id)).toBe(true)
     const again = await gossip.validate(TOPIC_ATTESTATIONS, frame.bytes, from)
     expect([again.result, again.error?.code]).toEqual(['ignore', 'DUPLICATE'])
   })
