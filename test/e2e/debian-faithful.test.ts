@@ -20,14 +20,15 @@ import { parseBuildinfo } from '../../node/rebuild/debian/faithful.js'
 import { rebuildDebian } from '../../node/rebuild/debian/debian-builder.js'
 import { visiblePath, type BuildRoot } from '../../node/rebuild/debian/build-root.js'
 import { inputsDigest } from '../../debian/buildinfo.js'
-import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/debian-doctor.js'
+import { debianDoctor } from '../../node/rebuild/debian/debian-doctor.js'
+import { formatBuilderReport } from '../../cli/commands/doctor.js'
 import { compareVersions, versionWithoutEpoch } from '../../debian/debian-version.js'
 import { sharedDebianCache } from '../utils/debian-cache.js'
 import { makeLocalAptRepo } from '../utils/local-apt-repo.js'
 
 const inCI = process.env.CI === 'true'
 const doctor = await debianDoctor()
-const unavailable = doctor.ready ? undefined : formatDoctorReport(doctor)
+const unavailable = doctor.ready ? undefined : formatBuilderReport(doctor)
 if (unavailable !== undefined && !inCI) console.log(`skipping faithful Debian rebuild tests (set CI=true to require them):\n${unavailable}`)
 
 const MIN = 60_000

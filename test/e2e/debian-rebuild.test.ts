@@ -14,13 +14,14 @@ import { isRbqError } from '../../protocol/errors.js'
 import { archiveKey, openArchive, verifyInRelease, type DebianArchive } from '../../node/rebuild/debian/archive.js'
 import { sharedDebianCache } from '../utils/debian-cache.js'
 import { rebuildDebian, type DebianBuildOptions } from '../../node/rebuild/debian/debian-builder.js'
-import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/debian-doctor.js'
+import { debianDoctor } from '../../node/rebuild/debian/debian-doctor.js'
+import { formatBuilderReport } from '../../cli/commands/doctor.js'
 import { sha256File } from '../../common/files.js'
 import type { RebuildResult } from '../../node/rebuild/rebuild-types.js'
 
 const inCI = process.env.CI === 'true'
 const doctor = await debianDoctor()
-const unavailable = doctor.ready ? undefined : formatDoctorReport(doctor)
+const unavailable = doctor.ready ? undefined : formatBuilderReport(doctor)
 if (unavailable !== undefined && !inCI) console.log(`skipping Debian rebuild tests (set CI=true to require them):\n${unavailable}`)
 
 const MIN = 60_000

@@ -8,13 +8,14 @@ import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DebianArchive } from '../../node/rebuild/debian/archive.js'
 import { rebuildDebian, type DebianBuildOptions } from '../../node/rebuild/debian/debian-builder.js'
-import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/debian-doctor.js'
+import { debianDoctor } from '../../node/rebuild/debian/debian-doctor.js'
+import { formatBuilderReport } from '../../cli/commands/doctor.js'
 import type { RebuildResult } from '../../node/rebuild/rebuild-types.js'
 import { sharedDebianCache } from '../utils/debian-cache.js'
 
 const inCI = process.env.CI === 'true'
 const doctor = await debianDoctor()
-const unavailable = doctor.ready ? undefined : formatDoctorReport(doctor)
+const unavailable = doctor.ready ? undefined : formatBuilderReport(doctor)
 if (unavailable !== undefined && !inCI) console.log(`skipping warm build root tests (set CI=true to require them):\n${unavailable}`)
 
 const MIN = 60_000

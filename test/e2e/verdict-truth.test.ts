@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TOPIC_ATTESTATIONS } from '../../protocol/index.js'
 import { policyPath } from '../../node/trust/policy-file.js'
 import { debianSourcePurl } from '../../debian/binary-package.js'
-import { debianDoctor, formatDoctorReport } from '../../node/rebuild/debian/debian-doctor.js'
+import { debianDoctor } from '../../node/rebuild/debian/debian-doctor.js'
+import { formatBuilderReport } from '../../cli/commands/doctor.js'
 import { runRbq } from '../utils/cli.js'
 import { sharedDebianCache } from '../utils/debian-cache.js'
 import { connect, startTestNode, statementsOf, waitFor, waitForSubscribers, type TestNode } from '../utils/network.js'
@@ -40,7 +41,7 @@ interface ArchiveDeb {
 
 const inCI = process.env.CI === 'true'
 const doctor = await debianDoctor()
-const unavailable = doctor.ready ? undefined : formatDoctorReport(doctor)
+const unavailable = doctor.ready ? undefined : formatBuilderReport(doctor)
 if (unavailable !== undefined && !inCI) console.log(`skipping the verdict-truth e2e (set CI=true to require it):\n${unavailable}`)
 
 async function verify(node: TestNode, target: string): Promise<{ code: number | null; status: string; reason: string; tags: string[] }> {

@@ -77,12 +77,3 @@ async function namespacesCheck(isRoot: boolean): Promise<DoctorCheck> {
     return { name, ok: false, required: true, detail: `cannot run unshare: ${(e as Error).message}`, aptPackage: 'util-linux' }
   }
 }
-
-/** Human-readable lines for `rbq doctor`. */
-export function formatDoctorReport(r: DebianDoctorReport): string {
-  const lines = [`debian builder: ${r.ready ? 'ready' : 'not ready'}`]
-  for (const c of r.checks) lines.push(`  ${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'} ${c.name}: ${c.detail}`)
-  if (r.install.length > 0) lines.push(`  to fix: apt-get install ${r.install.join(' ')}`)
-  if (r.suggest.length > 0) lines.push(`  optional: apt-get install --no-install-recommends ${r.suggest.join(' ')}`)
-  return lines.join('\n')
-}
