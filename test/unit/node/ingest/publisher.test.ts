@@ -1,23 +1,20 @@
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { Store } from '../../../../node/db/store.js'
-import { seqFileFor } from '../../../../identity/seq-counter.js'
-import { StatementSigner } from '../../../../identity/statement-signer.js'
-import { IngestPipeline } from '../../../../node/ingest/ingest-pipeline.js'
-import { Publisher } from '../../../../node/ingest/publisher.js'
 import { SOFTWARE } from '../../../../common/version.js'
 import { generateSigningKey, isRbqError, type AttestationContent, type VerifiedFrame } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
 import { hex64, PKG } from '../../../utils/frames.js'
+import { seqFileFor } from '../../../../identity/seq-counter.js'
 import { frameBytes } from '../../../utils/store-reads.js'
+import { startPublishingParts, type PublishingParts } from '../../../utils/publishing-parts.js'
 
 const key = generateSigningKey()
 const other = generateSigningKey()
 
 let dir: string
 let cleanup: () => Promise<void>
-let node: { store: Store; pipeline: IngestPipeline; publisher: Publisher; published: VerifiedFrame[] } | undefined
+let node: (PublishingParts & { published: VerifiedFrame[] }) | undefined
 
 beforeEach(async () => {
   ;({ dir, cleanup } = await makeTempDir('rbq-publisher-'))
@@ -29,23 +26,15 @@ afterEach(async () => {
 
 /** The parts of a node that publish: store, pipeline, publisher (a restart = stopNode + startNode). */
 async function startNode() {
-  const store = await Store.open(join(dir, 'db'))
-  const signer = new StatementSigner(key, seqFileFor(join(dir, 'signing.key')))
-  const pipeline = new IngestPipeline({ store }, { signer, workers: 0 })
-  await pipeline.start()
-  const publisher = new Publisher({ pipeline, store, signer })
-  await publisher.start()
+  const parts = await startPublishingParts(dir, key)
   const published: VerifiedFrame[] = []
-  publisher.on('published', (f) => published.push(f))
-  node = { store, pipeline, publisher, published }
+  parts.publisher.on('published', (f) => published.push(f))
+  node = { ...parts, published }
   return node
 }
 
 async function stopNode(): Promise<void> {
-  if (node === undefined) return
-  await node.publisher.stop()
-  await node.pipeline.stop()
-  await node.store.close()
+  await node?.stop()
   node = undefined
 }
 

@@ -2,16 +2,11 @@
  * What this node publishes on gossip (node/p2p/gossip-decision.ts), over a real store, ingest
  * pipeline and publisher: the frames that entered the network here, and nothing else.
  */
-import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { Store } from '../../../../node/db/store.js'
-import { IngestPipeline } from '../../../../node/ingest/ingest-pipeline.js'
-import { Publisher } from '../../../../node/ingest/publisher.js'
-import { StatementSigner } from '../../../../identity/statement-signer.js'
-import { seqFileFor } from '../../../../identity/seq-counter.js'
 import { gossipResultOfCode, publishWhatEntersHere, toGossipResult } from '../../../../node/p2p/gossip-decision.js'
 import { generateSigningKey, type VerifiedFrame } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
+import { startPublishingParts, type PublishingParts } from '../../../utils/publishing-parts.js'
 import { attestation, delegation, hex64, PKG } from '../../../utils/frames.js'
 
 const own = generateSigningKey()
@@ -19,26 +14,18 @@ const alice = generateSigningKey()
 const bob = generateSigningKey()
 
 let cleanup: () => Promise<void>
-let parts: { store: Store; pipeline: IngestPipeline; publisher: Publisher; published: VerifiedFrame[]; stop: () => void }
+let parts: PublishingParts & { published: VerifiedFrame[]; stopPublishing: () => void }
 
 beforeEach(async () => {
   let dir: string
   ;({ dir, cleanup } = await makeTempDir('rbq-gossip-decision-'))
-  const store = await Store.open(join(dir, 'db'))
-  const signer = new StatementSigner(own, seqFileFor(join(dir, 'signing.key')))
-  const pipeline = new IngestPipeline({ store }, { signer, workers: 0 })
-  await pipeline.start()
-  const publisher = new Publisher({ pipeline, store, signer })
-  await publisher.start()
+  const node = await startPublishingParts(dir, own)
   const published: VerifiedFrame[] = []
-  const stop = publishWhatEntersHere({ pipeline, publisher }, (frame) => published.push(frame))
-  parts = { store, pipeline, publisher, published, stop }
+  parts = { ...node, published, stopPublishing: publishWhatEntersHere(node, (frame) => published.push(frame)) }
 })
 afterEach(async () => {
-  parts.stop()
-  await parts.publisher.stop()
-  await parts.pipeline.stop()
-  await parts.store.close()
+  parts.stopPublishing()
+  await parts.stop()
   await cleanup()
 })
 
@@ -74,7 +61,7 @@ describe('what this node publishes on gossip', () => {
   })
 
   it('stops publishing when stopped', async () => {
-    parts.stop()
+    parts.stopPublishing()
     await parts.pipeline.submit(attestation(alice, 1).bytes, 'api')
     expect(parts.published).toEqual([])
   })
