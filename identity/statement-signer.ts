@@ -1,24 +1,27 @@
 /**
  * The one signer of a key's statements (ARCHITECTURE.md, "One signer"). It owns the key and its
  * seq counter: it fills in `builder` (key id, the next seq, SOFTWARE) — the only place that does —
- * reserves the seq before signing, and signs rebuild attestations, delegations and
- * equivocation proofs.
+ * reserves the seq before signing, and signs rebuild attestations, delegations, equivocation
+ * proofs and rebuild requests (identity/README.md has the table of who asks for which).
  *
  * The node holds one for its signing key (node/node.ts): its Publisher signs scheduler rebuilds,
- * rebuild results and delegations sent through the API, and its ingest pipeline signs
- * equivocation proofs, all through it. Offline verbs (`rbq rebuild --out`, `rbq rebuild
- * --publish` with no node running, `rbq attest`, `rbq import` with the bridge key) build the same
- * class over the key file: the seq file and its lock are the same, so a seq is never used twice
- * whoever signs.
+ * rebuild results and delegations sent through the API, its ingest pipeline signs equivocation
+ * proofs, and its network signs rebuild requests, all through it. Offline verbs (`rbq rebuild
+ * --out`, `rbq rebuild --publish` with no node running, `rbq delegate --out`, a `--key` that is
+ * not the node's, `rbq attest`, `rbq import` with the bridge key) build the same class over the
+ * key file: the seq file and its lock are the same, so a seq is never used twice whoever signs.
  *
- * An attestation is checked (size, schema, semantics: what every receiver checks) before its seq
- * is reserved, so a statement that would be refused never burns a seq.
+ * A statement is checked (size, schema, semantics: what every receiver checks) before its seq
+ * is reserved or it is signed, so a statement that would be refused never burns a seq.
  */
 import {
   buildDelegationStatement,
   buildRebuildStatement,
   canonicalBytes,
+  checkDelegationSemantics,
   checkRebuildSemantics,
+  delegationStatementChecker,
+  encodeRebuildRequest,
   MAX_STATEMENT_PAYLOAD_BYTES,
   rebuildStatementChecker,
   signAttestation,
@@ -28,6 +31,7 @@ import {
   type AttestationFrame,
   type DelegationContent,
   type DelegationFrame,
+  type DelegationStatement,
   type EquivocationFrame,
   type KeyId,
   type PublicKey,
@@ -120,14 +124,36 @@ export class StatementSigner {
     return contents.map((c, i) => signAttestation(this.key, this.statement(c, first + i)))
   }
 
-  /** Signs a delegation from this key (delegations carry a version, not a seq). */
+  /**
+   * The delegation from this key, checked as receivers check it (schema, semantics: e.g. not to
+   * itself), and refused when it is not a revocation and has expired at `now` (every verifier
+   * would ignore it). Throws without signing.
+   */
+  checkDelegation(content: DelegationContent, now: Date = new Date()): DelegationStatement {
+    if (!content.revoked && content.expires.getTime() <= now.getTime()) {
+      throw new RbqError('SCHEMA_INVALID', `expires ${content.expires.toISOString()} is in the past: every verifier would ignore this delegation`, { field: 'expires' })
+    }
+    const statement = buildDelegationStatement({ ...content, delegator: this.keyid })
+    checkDelegationSemantics(delegationStatementChecker.check(statement, 'payload'), this.keyid, 'payload')
+    return statement
+  }
+
+  /** Checks (checkDelegation) and signs a delegation from this key (delegations carry a version, not a seq). */
   delegate(content: DelegationContent): DelegationFrame {
-    return signDelegation(this.key, buildDelegationStatement({ ...content, delegator: this.keyid }))
+    return signDelegation(this.key, this.checkDelegation(content))
   }
 
   /** Signs the proof that the two attestations' key equivocated (any order). */
   equivocationProof(a: AttestationFrame, b: AttestationFrame): EquivocationFrame {
     return signEquivocationProof(this.key, a, b)
+  }
+
+  /**
+   * Signs a rebuild request for `purl` at `now` (SPEC.md §10): a gossip message, not a stored
+   * statement; no seq, its wire bytes as protocol/rebuild-request.ts encodes them.
+   */
+  rebuildRequest(purl: string, now: Date): Uint8Array {
+    return encodeRebuildRequest(this.key, purl, now)
   }
 
   /** The one place `builder` is filled in. */

@@ -97,7 +97,7 @@ export class RbqNode {
       const { key: peerKey, created: newPeerKey } = await loadOrCreatePeerKey(paths.peerKey)
       if (newSigningKey || newPeerKey) logger.info({ signingKey: newSigningKey ? paths.signingKey : undefined, peerKey: newPeerKey ? paths.peerKey : undefined }, 'created keys')
 
-      // The one signer of the node's key: publisher (rebuilds, API-signed statements) and ingest (proofs).
+      // The one signer of the node's key: publisher (rebuilds, API-signed statements), ingest (proofs), network (rebuild requests).
       const signer = new StatementSigner(signingKey, seqFileFor(paths.signingKey))
 
       const store = await Store.open(paths.db)
@@ -128,7 +128,7 @@ export class RbqNode {
       await publisher.start()
       started.push({ name: 'publisher', stop: () => publisher.stop() })
 
-      const network = await Network.create({ store, trust, pipeline, publisher, metrics, logger, signingKey }, { peerKey, p2p: config.p2p, sync: config.sync })
+      const network = await Network.create({ store, trust, pipeline, publisher, metrics, logger, signer }, { peerKey, p2p: config.p2p, sync: config.sync })
       await network.start()
       started.push({ name: 'network', stop: () => network.stop() })
 

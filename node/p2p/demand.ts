@@ -1,7 +1,8 @@
 /**
  * Rebuild requests on gossip (SPEC.md §10, topic /rbq/1/rebuild-requests): a verifier whose
  * verdict is `insufficient` asks the network, not just its own node, to rebuild a package. The
- * requesting node signs the request with its key; every node validates it here and, when valid,
+ * requesting node signs the request with its key, through its StatementSigner
+ * (identity/statement-signer.ts); every node validates it here and, when valid,
  * forwards it and hands it to its rebuild pipeline, which honours it or not by its own rule
  * (`[rebuild] demand`, node/rebuild/README.md).
  *
@@ -21,12 +22,11 @@ import type { PeerId } from '@libp2p/interface'
 import {
   asRbqError,
   decodeRebuildRequest,
-  encodeRebuildRequest,
   RbqError,
   TOPIC_REBUILD_REQUESTS,
-  type RebuildRequestMessage,
-  type SigningKey
+  type RebuildRequestMessage
 } from '../../protocol/index.js'
+import type { StatementSigner } from '../../identity/statement-signer.js'
 import { errorFields, type Logger } from '../../common/logger.js'
 import type { GossipVerdict } from './gossip-decision.js'
 
@@ -41,6 +41,9 @@ export interface RebuildRequestsInit {
 }
 
 export type RebuildRequestHandler = (request: RebuildRequestMessage) => void
+
+/** What signs this node's requests: the node's StatementSigner. */
+export type RebuildRequestSigner = Pick<StatementSigner, 'rebuildRequest'>
 
 const HOUR_MS = 3_600_000
 
@@ -57,7 +60,7 @@ export class RebuildRequests {
   private handler: RebuildRequestHandler | undefined
 
   constructor(
-    private readonly components: { signingKey: SigningKey; logger: Logger },
+    private readonly components: { signer: RebuildRequestSigner; logger: Logger },
     init: RebuildRequestsInit = {}
   ) {
     this.perKeyPerHour = init.perKeyPerHour ?? 60
@@ -96,11 +99,11 @@ export class RebuildRequests {
   }
 
   /**
-   * Signs a request for `purl` with this node's key, counting it against this node's own rate
+   * Signs a request for `purl` with this node's key (its signer), counting it against this node's own rate
    * (peers would ignore more): QUOTA_EXCEEDED / DUPLICATE are thrown, not published.
    */
   encode(purl: string): RebuildRequestMessage {
-    const request = decodeRebuildRequest(encodeRebuildRequest(this.components.signingKey, purl, new Date(this.now())))
+    const request = decodeRebuildRequest(this.components.signer.rebuildRequest(purl, new Date(this.now())))
     const refused = this.admit(request)
     if (refused !== undefined) throw refused
     return request

@@ -9,14 +9,14 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { RbqError, type SigningKey, type VerifiedFrame } from '../../protocol/index.js'
+import { RbqError, type VerifiedFrame } from '../../protocol/index.js'
 import type { P2PConfig, SyncConfig } from '../node-config.js'
 import type { Store } from '../db/store.js'
 import type { IngestPipeline } from '../ingest/ingest-pipeline.js'
 import type { Publisher } from '../ingest/publisher.js'
 import { errorFields, type Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
-import { RebuildRequests } from './demand.js'
+import { RebuildRequests, type RebuildRequestSigner } from './demand.js'
 import { Gossip } from './gossip.js'
 import { publishWhatEntersHere } from './gossip-decision.js'
 import { createHost, type Host } from './host.js'
@@ -38,8 +38,8 @@ export interface NetworkComponents {
   publisher: Publisher
   metrics: Metrics
   logger: Logger
-  /** The node's signing key: signs this node's rebuild requests (node/p2p/demand.ts). */
-  signingKey: SigningKey
+  /** The node's signer (identity/statement-signer.ts): signs this node's rebuild requests (node/p2p/demand.ts). */
+  signer: RebuildRequestSigner
 }
 
 /** A connected peer, as the API shows it. */
@@ -81,7 +81,7 @@ export class Network {
   ) {
     this.host = host
     this.log = components.logger.child({ component: 'p2p' })
-    this.rebuildRequests = new RebuildRequests({ signingKey: components.signingKey, logger: this.log })
+    this.rebuildRequests = new RebuildRequests({ signer: components.signer, logger: this.log })
     this.gossip = new Gossip({
       pubsub: host.services.pubsub,
       ingest: components.pipeline,

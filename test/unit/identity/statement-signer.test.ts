@@ -5,7 +5,7 @@ import { SOFTWARE } from '../../../common/version.js'
 import { seqFileFor } from '../../../identity/seq-counter.js'
 import { saveKey } from '../../../identity/signing-key.js'
 import { StatementSigner } from '../../../identity/statement-signer.js'
-import { decodeFrame, generateSigningKey, isEquivocation, type AttestationContent, type SigningKey } from '../../../protocol/index.js'
+import { decodeFrame, decodeRebuildRequest, encodeRebuildRequest, generateSigningKey, isEquivocation, type AttestationContent, type SigningKey } from '../../../protocol/index.js'
 import { makeTempDir } from '../../utils/tmp.js'
 import { hex64, PKG } from '../../utils/frames.js'
 
@@ -115,6 +115,45 @@ describe('StatementSigner', () => {
     expect(decodeFrame(frame.bytes).kind).toBe('delegation')
     expect(frame.statement.delegator).toBe(key.publicKey.keyid)
     expect(() => signer.delegate({ ...frame.statement, delegate: { keyid: key.publicKey.keyid, publicKey: key.publicKey.text }, expires: new Date('2099-01-01') })).toThrow(/itself/)
+  })
+
+  it('refuses a delegation receivers would refuse, or one already expired (not a revocation), before signing', async () => {
+    const signer = new StatementSigner(key, seqFile)
+    const delegate = generateSigningKey().publicKey
+    const good = {
+      delegate: { keyid: delegate.keyid, publicKey: delegate.text },
+      name: 'buildd',
+      scope: ['pkg:deb/debian/*'],
+      maxDepth: 0,
+      version: 1,
+      expires: new Date('2099-01-01T00:00:00Z'),
+      revoked: false
+    }
+    const cases: [object, string, string][] = [
+      [{ maxDepth: 9 }, 'SCHEMA_INVALID', 'payload.maxDepth'],
+      [{ scope: ['debian/*'] }, 'PATTERN_INVALID', 'payload.scope[0]'],
+      [{ name: '' }, 'SCHEMA_INVALID', 'payload.name'],
+      [{ delegate: { keyid: key.publicKey.keyid, publicKey: key.publicKey.text } }, 'SCHEMA_INVALID', 'payload.delegate'],
+      [{ delegate: { keyid: 'a'.repeat(64), publicKey: delegate.text } }, 'KEYID_MISMATCH', 'payload.delegate.keyid'],
+      [{ expires: new Date('2026-01-01T00:00:00Z') }, 'SCHEMA_INVALID', 'expires']
+    ]
+    const now = new Date('2026-06-01T00:00:00Z')
+    for (const [over, code, field] of cases) {
+      expect(() => signer.checkDelegation({ ...good, ...over }, now), JSON.stringify(over)).toThrow(expect.objectContaining({ code, field }))
+    }
+    // A revocation may carry an expiry in the past (it copies the delegation it revokes).
+    expect(signer.checkDelegation({ ...good, expires: new Date('2026-01-01T00:00:00Z'), revoked: true }, now)).toMatchObject({ revoked: true, expires: '2026-01-01T00:00:00Z' })
+    expect(() => signer.delegate({ ...good, expires: new Date('2001-01-01T00:00:00Z') })).toThrow(/in the past/)
+    expect(await signer.lastSeq()).toBe(0)
+  })
+
+  it('signs rebuild requests in the wire format of protocol/rebuild-request.ts, with no seq', async () => {
+    const signer = new StatementSigner(key, seqFile)
+    const at = new Date('2026-06-01T12:00:00.750Z')
+    const bytes = signer.rebuildRequest(PKG, at)
+    expect(bytes).toEqual(encodeRebuildRequest(key, PKG, at))
+    expect(decodeRebuildRequest(bytes)).toMatchObject({ requester: key.publicKey.keyid, purl: PKG, requestedAt: Date.parse('2026-06-01T12:00:00Z') })
+    expect(await signer.lastSeq()).toBe(0)
   })
 
   it('signs equivocation proofs (no seq involved)', async () => {

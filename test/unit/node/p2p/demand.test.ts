@@ -15,6 +15,7 @@ import {
   utf8
 } from '../../../../protocol/index.js'
 import { silentLogger } from '../../../../common/logger.js'
+import { StatementSigner } from '../../../../identity/statement-signer.js'
 import { RebuildRequests } from '../../../../node/p2p/demand.js'
 import { attestation } from '../../../utils/frames.js'
 
@@ -22,9 +23,12 @@ const from = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
 const PURL = 'pkg:deb/debian/hello@2.10-3?arch=source'
 const T = Date.parse('2026-06-01T12:00:00Z')
 
-function requests(init: { now?: () => number; perKeyPerHour?: number } = {}) {
+/** A rebuild request carries no seq: the signer's seq file (a path under no directory) is never touched. */
+const signerOf = (key = generateSigningKey()) => new StatementSigner(key, '/nonexistent/rbq-demand-test/signing.key.seq')
+
+function requests(init: { now?: () => number; perKeyPerHour?: number } = {}, signer = signerOf()) {
   const seen: string[] = []
-  const r = new RebuildRequests({ signingKey: generateSigningKey(), logger: silentLogger() }, { now: () => T, ...init })
+  const r = new RebuildRequests({ signer, logger: silentLogger() }, { now: () => T, ...init })
   r.onRequest((req) => seen.push(req.purl))
   return { r, seen }
 }
@@ -72,6 +76,16 @@ describe('RebuildRequests.validate (the topic validator)', () => {
     expect(await r.validate(encodeRebuildRequest(key, 'pkg:generic/c@1', new Date(T)), from)).toMatchObject({ result: 'ignore', error: { code: 'QUOTA_EXCEEDED' } })
     // Another key has its own rate.
     expect((await r.validate(encodeRebuildRequest(generateSigningKey(), 'pkg:generic/c@1', new Date(T)), from)).result).toBe('accept')
+  })
+
+  it("this node's own requests are signed by its signer, in the wire format peers decode, with no seq reserved", async () => {
+    const key = generateSigningKey()
+    const signer = signerOf(key)
+    const { r } = requests({}, signer)
+    const own = r.encode(PURL)
+    expect(own).toMatchObject({ requester: key.publicKey.keyid, purl: PURL, requestedAt: T })
+    expect(own.bytes).toEqual(encodeRebuildRequest(key, PURL, new Date(T)))
+    expect(await signer.lastSeq()).toBe(0)
   })
 
   it("this node's own requests count against the same rate: the sender refuses what peers would ignore", () => {
