@@ -25,6 +25,7 @@ import {
   type PeerInfo,
   type PeersResponse,
   type RebuildResponse,
+  type DelegationRequest,
   type RebuildResultRequest,
   type SignedStatement,
   type StatsQuery,
@@ -203,6 +204,15 @@ export class ApiClient {
    */
   publishRebuildResult(result: RebuildResultRequest): Promise<SignedStatement> {
     return this.request('POST', '/v1/rebuild-results', { json: result, auth: true })
+  }
+
+  /**
+   * Asks the node to sign a delegation (or revocation) from its own key and publish it; the
+   * answer carries the frame as stored (`duplicate` when the identical one was stored already).
+   * Content the node refuses throws its typed error (SIGNER_MISMATCH: `signer` is not its key).
+   */
+  publishDelegation(delegation: DelegationRequest): Promise<SignedStatement> {
+    return this.request('POST', '/v1/delegations', { json: delegation, auth: true })
   }
 
   /** `network`: ask every node (a signed request on gossip) instead of this node's scheduler only. */

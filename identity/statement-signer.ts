@@ -134,7 +134,7 @@ export class StatementSigner {
       throw new RbqError('SCHEMA_INVALID', `expires ${content.expires.toISOString()} is in the past: every verifier would ignore this delegation`, { field: 'expires' })
     }
     const statement = buildDelegationStatement({ ...content, delegator: this.keyid })
-    checkDelegationSemantics(delegationStatementChecker.check(statement, 'payload'), this.keyid, 'payload')
+    checkDelegationSemantics(delegationStatementChecker.check(statement, 'delegation'), this.keyid, 'delegation')
     return statement
   }
 

@@ -8,7 +8,8 @@
  * retypes (a field it adds is served but missing here and in /openapi.json until added).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { BUILD_ENVIRONMENTS, REBUILD_OUTCOMES, Sha256Hex, type AttestationContent } from './statements.js'
+import { parsePublicKey } from './keys.js'
+import { BUILD_ENVIRONMENTS, DelegationStatementSchema, REBUILD_OUTCOMES, Sha256Hex, type AttestationContent, type DelegationContent } from './statements.js'
 import { RbqError, type ErrorCode } from './errors.js'
 
 // --- addresses and limits ------------------------------------------------------------------
@@ -442,7 +443,11 @@ export const RebuildResultRequestSchema = Type.Object(
 )
 export type RebuildResultRequest = Static<typeof RebuildResultRequestSchema>
 
-/** A statement the node signed and stored: the frame as stored, and the seq it used (attestations). */
+/**
+ * A statement the node signed and stored (POST /v1/rebuild-results, POST /v1/delegations): the
+ * frame as stored, and the seq it used (attestations). `duplicate`: the identical frame was stored
+ * already (a delegation signed again with the same content).
+ */
 export const SignedStatementSchema = Type.Object(
   {
     status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate')]),
@@ -495,6 +500,56 @@ export function contentOfRebuildResultRequest(body: RebuildResultRequest): Attes
   if (body.log !== undefined) content.log = { sha256: body.log.sha256, size: body.log.size }
   if (body.diff !== undefined) content.diff = { tags: [...body.diff.tags], summary: body.diff.summary }
   return content
+}
+
+/**
+ * POST /v1/delegations: a delegation (or revocation) for the node to sign with its key and
+ * publish (`rbq delegate`, `rbq revoke`). The statement without `delegator`, which is the node's
+ * key, and with the delegate as its public key (the node derives the key id). No seq: the version
+ * orders delegations from one key to one delegate (the newest wins).
+ */
+export const DelegationRequestSchema = Type.Object(
+  {
+    delegate: Type.String({ minLength: 1, maxLength: 64, description: "the delegate's public key, ed25519:…" }),
+    name: DelegationStatementSchema.properties.name,
+    scope: DelegationStatementSchema.properties.scope,
+    maxDepth: DelegationStatementSchema.properties.maxDepth,
+    version: DelegationStatementSchema.properties.version,
+    expires: UtcTimestamp,
+    revoked: Type.Boolean(),
+    signer: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'the key id the client means to sign with: refused with 409 SIGNER_MISMATCH when it is not the node\'s key' }))
+  },
+  strict
+)
+export type DelegationRequest = Static<typeof DelegationRequestSchema>
+
+/** The request body of a delegation's content (expiry as RFC 3339). */
+export function delegationRequestOf(content: DelegationContent): DelegationRequest {
+  return {
+    delegate: content.delegate.publicKey,
+    name: content.name,
+    scope: [...content.scope],
+    maxDepth: content.maxDepth,
+    version: content.version,
+    expires: content.expires.toISOString(),
+    revoked: content.revoked
+  }
+}
+
+/** A delegation's content from a request body the schema accepted; KEY_INVALID for a bad public key, SCHEMA_INVALID for a date that does not exist. */
+export function contentOfDelegationRequest(body: DelegationRequest): DelegationContent {
+  const delegate = parsePublicKey(body.delegate, 'delegate')
+  const expires = new Date(body.expires)
+  if (Number.isNaN(expires.getTime())) throw new RbqError('SCHEMA_INVALID', 'expires: not a real date', { field: 'expires' })
+  return {
+    delegate: { keyid: delegate.keyid, publicKey: delegate.text },
+    name: body.name,
+    scope: [...body.scope],
+    maxDepth: body.maxDepth,
+    version: body.version,
+    expires,
+    revoked: body.revoked
+  }
 }
 
 // --- rebuilds, watch, trust ------------------------------------------------------------------

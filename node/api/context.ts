@@ -11,7 +11,7 @@ import type { IngestResult, IngestSource } from '../ingest/ingest-types.js'
 import type { Logger } from '../../common/logger.js'
 import type { Metrics } from '../metrics.js'
 import type { SuiteVersions } from '../rebuild/rebuild-stats.js'
-import type { AttestationContent, AttestationFrame, PublicKey, VerifiedFrame } from '../../protocol/index.js'
+import type { AttestationContent, AttestationFrame, DelegationContent, DelegationFrame, PublicKey, VerifiedFrame } from '../../protocol/index.js'
 import type { StatusResponse } from '../../protocol/api.js'
 import type { EventHub } from './node-events.js'
 import type { TrustState } from '../trust/trust-state.js'
@@ -30,6 +30,7 @@ export interface ApiIngest {
 export interface ApiPublisher {
   readonly keyid: string
   attest(content: AttestationContent): Promise<AttestationFrame>
+  delegate(content: DelegationContent): Promise<{ frame: DelegationFrame; status: 'stored' | 'duplicate' }>
 }
 
 /** The rebuild scheduler as the API uses it. */

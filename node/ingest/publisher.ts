@@ -27,6 +27,12 @@ export interface PublisherComponents {
   logger?: Logger
 }
 
+/** A statement signed and published; `duplicate`: the identical frame was stored already. */
+export interface Published<F extends VerifiedFrame> {
+  frame: F
+  status: 'stored' | 'duplicate'
+}
+
 export interface PublisherEvents {
   /** A statement of this node was signed and stored: gossip it. */
   published: [frame: VerifiedFrame]
@@ -68,24 +74,27 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /** Signs (with the next seq) and publishes a rebuild attestation. */
   async attest(content: AttestationContent): Promise<AttestationFrame> {
-    return this.publish(await this.signer.attest(content))
+    return (await this.publish(await this.signer.attest(content))).frame
   }
 
-  /** Signs and publishes a delegation from this node's key. */
-  async delegate(content: DelegationContent): Promise<DelegationFrame> {
+  /**
+   * Signs (refused before signing when receivers would refuse it, or it expired: StatementSigner
+   * checkDelegation) and publishes a delegation from this node's key.
+   */
+  async delegate(content: DelegationContent): Promise<Published<DelegationFrame>> {
     return this.publish(this.signer.delegate(content))
   }
 
   /** Stores through the pipeline, then announces. Throws the pipeline's error (e.g. STORE_ERROR). */
-  private async publish<F extends VerifiedFrame>(frame: F): Promise<F> {
+  private async publish<F extends VerifiedFrame>(frame: F): Promise<Published<F>> {
     const result = await this.pipeline.submit(frame.bytes, 'local')
-    if (result.status === 'duplicate') return frame // identical frame already stored (a re-signed delegation)
+    if (result.status === 'duplicate') return { frame, status: 'duplicate' } // identical frame already stored (a re-signed delegation)
     if (result.status !== 'stored') throw result.error
     try {
       this.emit('published', frame)
     } catch (e) {
       this.logger.error({ id: frame.id, ...errorFields(e) }, "a 'published' listener threw; the frame is stored")
     }
-    return frame
+    return { frame, status: 'stored' }
   }
 }

@@ -130,11 +130,11 @@ describe('StatementSigner', () => {
       revoked: false
     }
     const cases: [object, string, string][] = [
-      [{ maxDepth: 9 }, 'SCHEMA_INVALID', 'payload.maxDepth'],
-      [{ scope: ['debian/*'] }, 'PATTERN_INVALID', 'payload.scope[0]'],
-      [{ name: '' }, 'SCHEMA_INVALID', 'payload.name'],
-      [{ delegate: { keyid: key.publicKey.keyid, publicKey: key.publicKey.text } }, 'SCHEMA_INVALID', 'payload.delegate'],
-      [{ delegate: { keyid: 'a'.repeat(64), publicKey: delegate.text } }, 'KEYID_MISMATCH', 'payload.delegate.keyid'],
+      [{ maxDepth: 9 }, 'SCHEMA_INVALID', 'delegation.maxDepth'],
+      [{ scope: ['debian/*'] }, 'PATTERN_INVALID', 'delegation.scope[0]'],
+      [{ name: '' }, 'SCHEMA_INVALID', 'delegation.name'],
+      [{ delegate: { keyid: key.publicKey.keyid, publicKey: key.publicKey.text } }, 'SCHEMA_INVALID', 'delegation.delegate'],
+      [{ delegate: { keyid: 'a'.repeat(64), publicKey: delegate.text } }, 'KEYID_MISMATCH', 'delegation.delegate.keyid'],
       [{ expires: new Date('2026-01-01T00:00:00Z') }, 'SCHEMA_INVALID', 'expires']
     ]
     const now = new Date('2026-06-01T00:00:00Z')

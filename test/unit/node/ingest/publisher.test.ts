@@ -110,9 +110,10 @@ describe('Publisher', () => {
       expires: new Date('2030-01-01T00:00:00Z'),
       revoked: false
     }
-    const d = await publisher.delegate(init)
+    const { frame: d, status } = await publisher.delegate(init)
+    expect(status).toBe('stored')
     expect(d.statement.delegator).toBe(key.publicKey.keyid)
-    expect((await publisher.delegate(init)).id).toBe(d.id)
+    expect(await publisher.delegate(init)).toMatchObject({ status: 'duplicate', frame: { id: d.id } })
     expect(published.map((f) => f.id)).toEqual([d.id])
     expect(await store.delegationIdsByDelegate(other.publicKey.keyid)).toEqual([d.id])
   })
