@@ -1,13 +1,16 @@
 /**
- * `rbq delegate`: sign a delegation offline — the key in KEYFILE trusts another key to build the
- * packages in a scope — and write it as a frame file (--out), or, without --out, publish it
- * through the local node (cli/commands/publish-delegation.ts: data dir key, next version).
+ * `rbq delegate`: a delegation — the delegator's key trusts another key to build the packages in
+ * a scope — signed through a StatementSigner (identity/statement-signer.ts). With --out it is
+ * signed here over KEYFILE and written as a frame file (offline); without, it is published
+ * through the local node (cli/commands/publish-delegation.ts: the node signs it when it holds
+ * the key, data dir key by default; the next version).
  */
 import { InvalidArgumentError, type Command } from 'commander'
 import { writeFrameFile } from '../../common/files.js'
-import { loadKey } from '../../identity/signing-key.js'
-import { buildDelegationStatement, checkPattern, parsePublicKey, RbqError, signDelegation, type PublicKey } from '../../protocol/index.js'
+import { StatementSigner } from '../../identity/statement-signer.js'
+import { checkPattern, parsePublicKey, RbqError, type DelegationContent, type DelegationFrame, type PublicKey } from '../../protocol/index.js'
 import { printJson } from '../exit.js'
+import { checkDelegation, delegatorSigner, describePublished, nextDelegationVersion, publishDelegation } from './publish-delegation.js'
 import { dataDirFileHelp, dataDirHelp, parseDateOption, parseNonNegativeInt, parsePositiveInt } from '../options.js'
 
 interface DelegateOptions {
@@ -63,16 +66,11 @@ export function registerDelegate(program: Command): void {
       const to = positional ?? opts.to
       if (to === undefined) throw new RbqError('USAGE', 'give the delegate\'s public key (ed25519:…) as argument or with --to')
       if (positional !== undefined && opts.to !== undefined && positional.keyid !== opts.to.keyid) throw new RbqError('USAGE', 'the argument and --to name different keys')
-      const publish = opts.out === undefined ? await import('./publish-delegation.js') : undefined
-      if (publish === undefined && opts.key === undefined) throw new RbqError('USAGE', '--key <file> is required with --out')
-      if (publish === undefined && opts.version === undefined) throw new RbqError('USAGE', '--version <n> is required with --out (when publishing, the node knows the current version)')
-      if (!opts.revoke && opts.expires.getTime() <= Date.now()) {
-        throw new RbqError('USAGE', `--expires ${opts.expires.toISOString()} is in the past: every verifier would ignore this delegation`)
-      }
-      const key = publish === undefined ? await loadKey(opts.key!) : await publish.delegatorKey(opts)
-      const version = opts.version ?? (await publish!.nextDelegationVersion(opts, key.publicKey.keyid, to.keyid))
-      const statement = buildDelegationStatement({
-        delegator: key.publicKey.keyid,
+      const publish = opts.out === undefined
+      if (!publish && opts.key === undefined) throw new RbqError('USAGE', '--key <file> is required with --out')
+      if (!publish && opts.version === undefined) throw new RbqError('USAGE', '--version <n> is required with --out (when publishing, the node knows the current version)')
+      const signer = publish ? await delegatorSigner(opts) : await StatementSigner.fromKeyFile(opts.key!)
+      const contentAt = (version: number): DelegationContent => ({
         delegate: { keyid: to.keyid, publicKey: to.text },
         name: opts.name,
         scope: opts.scope,
@@ -81,35 +79,26 @@ export function registerDelegate(program: Command): void {
         expires: opts.expires,
         revoked: opts.revoke === true
       })
-      let frame
-      try {
-        frame = signDelegation(key, statement) // decoded with the receivers' rules before it is written
-      } catch (e) {
-        if (e instanceof RbqError) throw new RbqError('USAGE', `cannot delegate: ${e.message}`, { cause: e })
-        throw e
+      // Checked (receivers' rules, expiry) before the node is asked for the version: any valid version stands in.
+      checkDelegation(signer, contentAt(opts.version ?? 1), 'delegate')
+      const content = contentAt(opts.version ?? (await nextDelegationVersion(opts, signer.keyid, to.keyid)))
+      const describe = (frame: DelegationFrame) => {
+        const s = frame.statement
+        return { id: frame.id, delegator: s.delegator, delegate: s.delegate.keyid, name: s.name, scope: s.scope, maxDepth: s.maxDepth, version: s.version, expires: s.expires, revoked: s.revoked }
       }
-      const result = {
-        id: frame.id,
-        delegator: key.publicKey.keyid,
-        delegate: to.keyid,
-        name: statement.name,
-        scope: statement.scope,
-        maxDepth: statement.maxDepth,
-        version: statement.version,
-        expires: statement.expires,
-        revoked: statement.revoked
-      }
-      if (publish !== undefined) {
-        const submitted = await publish.publishFrame(opts, frame)
-        if (opts.json) printJson({ ...result, status: submitted.status })
-        else process.stdout.write(publish.describePublished(frame, submitted, opts.api))
+      if (publish) {
+        const published = await publishDelegation(opts, signer, content)
+        if (opts.json) printJson({ ...describe(published.frame), status: published.status })
+        else process.stdout.write(describePublished(published, opts.api))
         return
       }
+      const frame = signer.delegate(content)
       await writeFrameFile(opts.out!, frame.bytes)
-      if (opts.json) printJson({ ...result, out: opts.out })
+      if (opts.json) printJson({ ...describe(frame), out: opts.out })
       else {
-        const what = statement.revoked ? 'revocation' : 'delegation'
-        process.stdout.write(`wrote ${opts.out}: ${what} v${statement.version} to "${statement.name}" (${to.keyid}), scope ${statement.scope.join(' ')}, expires ${statement.expires}, frame ${frame.id}\n`)
+        const s = frame.statement
+        const what = s.revoked ? 'revocation' : 'delegation'
+        process.stdout.write(`wrote ${opts.out}: ${what} v${s.version} to "${s.name}" (${to.keyid}), scope ${s.scope.join(' ')}, expires ${s.expires}, frame ${frame.id}\n`)
       }
     })
 }

@@ -1,15 +1,19 @@
 /**
  * Publishing delegations through the local node: the online half of `rbq delegate` (the verb in
- * delegate.ts publishes when no --out is given) and `rbq revoke KEY`. The delegation is signed
- * here, with the data dir's signing key (or --key FILE), and handed to the node's API, which
- * verifies, stores and gossips it. Versions: one above the newest delegation from this key to
- * the delegate that the node knows (TUF-like: the newest version wins everywhere).
+ * delegate.ts publishes when no --out is given) and `rbq revoke KEY`. Who signs (ARCHITECTURE.md,
+ * "One signer"): the delegation is first checked here with a StatementSigner over the delegator's
+ * key file (the data dir's signing.key, or --key FILE), so bad input is refused before the node
+ * is asked; then the node signs it with its own signer (POST /v1/delegations), stores and gossips
+ * it. When the node runs with another key (409 SIGNER_MISMATCH), the same class signs it here and
+ * the node stores and gossips it as any peer's frame. Versions: one above the newest delegation
+ * from this key to the delegate that the node knows (TUF-like: the newest version wins everywhere).
  */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import type { SubmitResult } from '../../protocol/api.js'
-import type { DelegationStatement, DelegationFrame, KeyId, SigningKey } from '../../protocol/index.js'
-import { RbqError } from '../../protocol/errors.js'
+import { delegationRequestOf, type SignedStatement, type SubmitResult } from '../../protocol/api.js'
+import type { DelegationContent, DelegationStatement, DelegationFrame, KeyId } from '../../protocol/index.js'
+import { isRbqError, RbqError } from '../../protocol/errors.js'
+import type { StatementSigner } from '../../identity/statement-signer.js'
 import { printJson } from '../exit.js'
 import { dataDirFileHelp, parsePositiveInt } from '../options.js'
 import { withNode, type NodeOptions } from '../../client/node-session.js'
@@ -20,12 +24,25 @@ export interface PublishOptions extends NodeOptions {
   key?: string
 }
 
-/** The delegator's signing key: --key FILE, else the node data dir's signing.key. */
-export async function delegatorKey(opts: PublishOptions): Promise<SigningKey> {
-  const { loadKey } = await import('../../identity/signing-key.js')
-  if (opts.key !== undefined) return loadKey(opts.key)
+/** The delegator's signer: over --key FILE, else the node data dir's signing.key. */
+export async function delegatorSigner(opts: PublishOptions): Promise<StatementSigner> {
+  const { StatementSigner } = await import('../../identity/statement-signer.js')
+  if (opts.key !== undefined) return StatementSigner.fromKeyFile(opts.key)
   const { dataDirLayout, defaultDataDir } = await import('../../common/data-dir.js')
-  return loadKey(dataDirLayout(resolve(opts.data ?? defaultDataDir())).signingKey)
+  return StatementSigner.fromKeyFile(dataDirLayout(resolve(opts.data ?? defaultDataDir())).signingKey)
+}
+
+/**
+ * Checks the delegation as its signer would (receivers' rules, expiry), without signing or
+ * asking the node; a refusal is a usage error of `verb` ("cannot delegate: …").
+ */
+export function checkDelegation(signer: StatementSigner, content: DelegationContent, verb: 'delegate' | 'revoke'): void {
+  try {
+    signer.checkDelegation(content)
+  } catch (e) {
+    if (e instanceof RbqError) throw new RbqError('USAGE', `cannot ${verb}: ${e.message}`, { cause: e })
+    throw e
+  }
 }
 
 /** Delegations from `delegator` to `delegate` the node has stored, newest version first. */
@@ -47,15 +64,36 @@ export async function nextDelegationVersion(opts: NodeOptions, delegator: KeyId,
   return (newest?.version ?? 0) + 1
 }
 
-/** Hands a signed frame to the node (stored and gossiped); a refusal is the node's typed error. */
-export function publishFrame(opts: NodeOptions, frame: DelegationFrame): Promise<SubmitResult> {
-  return withNode(opts, (client) => client.submitFrame(frame.bytes))
+export interface PublishedDelegation {
+  frame: DelegationFrame
+  /** The node's answer: stored, or duplicate (the identical frame was stored already). */
+  status: SignedStatement['status'] | SubmitResult['status']
 }
 
-export function describePublished(frame: DelegationFrame, result: SubmitResult, url: string | undefined): string {
+/**
+ * Publishes the delegation from `signer`'s key through the node: signed by the node when that is
+ * its key, else signed here by `signer` and handed over as a frame. A refusal is the node's
+ * typed error.
+ */
+export function publishDelegation(opts: NodeOptions, signer: StatementSigner, content: DelegationContent): Promise<PublishedDelegation> {
+  return withNode(opts, async (client) => {
+    try {
+      const signed = await client.publishDelegation({ ...delegationRequestOf(content), signer: signer.keyid })
+      const { canonicalBytes, decodeFrame } = await import('../../protocol/index.js')
+      return { frame: decodeFrame(canonicalBytes(signed.frame)) as DelegationFrame, status: signed.status }
+    } catch (e) {
+      if (!isRbqError(e, 'SIGNER_MISMATCH')) throw e
+    }
+    // The node runs with another key: it stores and gossips the frame signed here, as any peer's.
+    const frame = signer.delegate(content)
+    return { frame, status: (await client.submitFrame(frame.bytes)).status }
+  })
+}
+
+export function describePublished({ frame, status }: PublishedDelegation, url: string | undefined): string {
   const s = frame.statement
   const what = s.revoked ? 'revocation' : 'delegation'
-  const where = result.status === 'duplicate' ? 'already known to the node' : `published through ${url ?? 'the local node'}`
+  const where = status === 'duplicate' ? 'already known to the node' : `published through ${url ?? 'the local node'}`
   return `${what} v${s.version} to "${s.name}" (${s.delegate.keyid}), scope ${s.scope.join(' ')}, expires ${s.expires}: ${where} (frame ${frame.id})\n`
 }
 
@@ -70,37 +108,28 @@ export function registerRevoke(program: Command): void {
   )
     .option('--json', 'print the result as JSON')
     .action(async (delegateText: string, opts: PublishOptions & { version?: number; json?: boolean }) => {
-      const { buildDelegationStatement, parsePublicKey, signDelegation } = await import('../../protocol/index.js')
+      const { parsePublicKey } = await import('../../protocol/index.js')
       const delegateId = /^[0-9a-fA-F]{64}$/.test(delegateText) ? delegateText.toLowerCase() : parsePublicKey(delegateText, 'delegate').keyid
-      const key = await delegatorKey(opts)
-      const [current] = await knownDelegations(opts, key.publicKey.keyid, delegateId)
+      const signer = await delegatorSigner(opts)
+      const [current] = await knownDelegations(opts, signer.keyid, delegateId)
       if (current === undefined) {
-        throw new RbqError('NOT_FOUND', `the node knows no delegation from your key ${key.publicKey.keyid.slice(0, 16)}… to ${delegateId.slice(0, 16)}…: nothing to revoke`)
+        throw new RbqError('NOT_FOUND', `the node knows no delegation from your key ${signer.keyid.slice(0, 16)}… to ${delegateId.slice(0, 16)}…: nothing to revoke`)
       }
       if (current.revoked) process.stderr.write(`rbq: note: v${current.version} is already a revocation; publishing another one\n`)
       const version = opts.version ?? current.version + 1
       if (version <= current.version) throw new RbqError('USAGE', `--version ${version} is not above v${current.version}, the newest the node knows: verifiers would ignore it`)
-      let frame: DelegationFrame
-      try {
-        frame = signDelegation(
-          key,
-          buildDelegationStatement({
-            delegator: key.publicKey.keyid,
-            delegate: { keyid: current.delegate.keyid, publicKey: current.delegate.publicKey },
-            name: current.name,
-            scope: current.scope,
-            maxDepth: current.maxDepth,
-            version,
-            expires: new Date(current.expires),
-            revoked: true
-          })
-        )
-      } catch (e) {
-        if (e instanceof RbqError) throw new RbqError('USAGE', `cannot revoke: ${e.message}`, { cause: e })
-        throw e
+      const content: DelegationContent = {
+        delegate: { keyid: current.delegate.keyid, publicKey: current.delegate.publicKey },
+        name: current.name,
+        scope: current.scope,
+        maxDepth: current.maxDepth,
+        version,
+        expires: new Date(current.expires),
+        revoked: true
       }
-      const result = await publishFrame(opts, frame)
-      if (opts.json) return printJson({ ...result, id: frame.id, statement: frame.statement })
-      process.stdout.write(describePublished(frame, result, opts.api))
+      checkDelegation(signer, content, 'revoke')
+      const published = await publishDelegation(opts, signer, content)
+      if (opts.json) return printJson({ status: published.status, id: published.frame.id, kind: published.frame.kind, statement: published.frame.statement })
+      process.stdout.write(describePublished(published, opts.api))
     })
 }

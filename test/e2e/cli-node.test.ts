@@ -278,6 +278,43 @@ describe('rbq delegate (publishing) and rbq revoke', () => {
     expect(nothing.stderr).toContain('nothing to revoke')
     expect((await rbq(['trust', 'remove', 'me', '--data', data])).code).toBe(0)
   })
+
+  it("the node signs delegations from its own key; another --key signs in the CLI; bad input stores nothing", async () => {
+    // The node's publisher announces only what it signed itself (a frame submitted by the CLI is not its own).
+    const signedByNode: string[] = []
+    const onPublished = (f: { id: string }) => signedByNode.push(f.id)
+    a.node.publisher.on('published', onPublished)
+    try {
+      const target = key('cli buildd 2')
+      const own = await rbq(['delegate', target.publicKey.text, '--name', 'buildd-2', '--scope', 'pkg:deb/debian/*', '--expires', '2099-01-01', '--data', data, '--json'])
+      expect(own.code, own.stderr).toBe(0)
+      const ownResult = JSON.parse(own.stdout) as { id: string; delegator: string; status: string }
+      expect(ownResult).toMatchObject({ status: 'stored', delegator: a.node.signingKey.publicKey.keyid })
+      expect(signedByNode).toEqual([ownResult.id])
+
+      const otherKey = join(tmp.dir, 'other-delegator.key')
+      expect((await rbq(['key', 'generate', '--out', otherKey])).code).toBe(0)
+      const other = await rbq(['delegate', target.publicKey.text, '--key', otherKey, '--name', 'buildd-2', '--scope', 'pkg:deb/debian/*', '--expires', '2099-01-01', '--data', data, '--json'])
+      expect(other.code, other.stderr).toBe(0)
+      const otherResult = JSON.parse(other.stdout) as { id: string; delegator: string; status: string; version: number }
+      expect(otherResult).toMatchObject({ status: 'stored', version: 1 })
+      expect(otherResult.delegator).not.toBe(a.node.signingKey.publicKey.keyid)
+      expect((await a.node.store.delegationIdsByDelegate(target.publicKey.keyid)).sort()).toEqual([ownResult.id, otherResult.id].sort())
+      expect(signedByNode).toEqual([ownResult.id])
+
+      const before = await a.node.store.count('delegation')
+      const self = await rbq(['delegate', a.node.signingKey.publicKey.text, '--name', 'me', '--scope', 'pkg:deb/debian/*', '--expires', '2099-01-01', '--data', data])
+      expect(self.code).toBe(2)
+      expect(self.stderr).toMatch(/cannot delegate: .*itself/)
+      const past = await rbq(['delegate', target.publicKey.text, '--name', 'buildd-2', '--scope', 'pkg:deb/debian/*', '--expires', '2001-01-01', '--data', data])
+      expect(past.code).toBe(2)
+      expect(past.stderr).toMatch(/in the past/)
+      expect(await a.node.store.count('delegation')).toBe(before)
+      expect(signedByNode).toEqual([ownResult.id])
+    } finally {
+      a.node.publisher.off('published', onPublished)
+    }
+  })
 })
 
 describe('rbq watch', () => {
