@@ -1,6 +1,6 @@
 /**
  * Catch-up sync `/rbq/sync/1.0.0` (SPEC.md §Sync): message codec, limits and the pure parts of
- * the algorithm (summary diff, cursors, set digests). No I/O: node/p2p/sync.ts runs the streams.
+ * the algorithm (summary diff, cursors, set digests). No I/O: node/p2p/sync-service.ts runs the streams.
  *
  * Wire: every message is an unsigned-varint length prefix followed by a JSON object in JCS
  * canonical form (RFC 8785) with a `type` field. One request per stream: the requester writes

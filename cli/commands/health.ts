@@ -37,7 +37,7 @@ export function registerHealth(program: Command): void {
       .option('-q, --quiet', 'no progress on stderr')
   ).action(async (opts: HealthCliOptions) => {
     const [{ systemHealth, formatHealth }, { readFileBounded }, { API_MAX_POLICY_BYTES }, { parsePolicy }] = await Promise.all([
-      import('../../client/health/health.js'),
+      import('../../client/health/system-health.js'),
       import('../../common/files.js'),
       import('../../protocol/api.js'),
       import('../../node/consensus/index.js')
