@@ -46,6 +46,8 @@ interface PoolWorker {
   worker: Worker
   inFlight: Map<number, Task>
   lastError?: unknown
+  /** Terminated on purpose (parked): its exit is not a crash. */
+  leaving?: boolean
 }
 
 /** Where the compiled worker script is: next to this module, else in the package's dist/. */
@@ -63,6 +65,10 @@ export class DecodePool {
   private nextId = 1
   private respawns = 0
   private stopping = false
+  /** Workers let go while idle (park); the next batch starts them again. */
+  private parked = false
+  /** Workers being started again after a park. */
+  private starting = 0
 
   constructor(components: DecodePoolComponents = {}, init: DecodePoolInit = {}) {
     this.logger = components.logger ?? silentLogger()
@@ -70,7 +76,7 @@ export class DecodePool {
     this.workerUrl = init.workerUrl
   }
 
-  /** Running worker threads (0: decoding inline). */
+  /** Running worker threads (0: decoding inline, or parked while idle). */
   get size(): number {
     return this.workers.length
   }
@@ -92,14 +98,43 @@ export class DecodePool {
 
   async stop(): Promise<void> {
     this.stopping = true
+    this.parked = false
     await Promise.all(this.workers.map((w) => w.worker.terminate()))
     this.workers.length = 0 // later batches decode inline
+  }
+
+  /**
+   * Lets the worker threads go while nothing is being decoded (each is a V8 isolate with its
+   * own heap, kept at its busiest size otherwise); the next batch starts them again.
+   */
+  async park(): Promise<void> {
+    if (this.stopping || this.parked || this.starting > 0 || this.workers.length === 0 || this.queue.length > 0) return
+    if (this.workers.some((w) => w.inFlight.size > 0)) return
+    const leaving = this.workers.splice(0)
+    this.parked = true
+    for (const w of leaving) w.leaving = true
+    await Promise.all(leaving.map((w) => w.worker.terminate()))
+  }
+
+  /** Starts the parked workers again; batches wait in the queue until one is ready. */
+  private unpark(): void {
+    this.parked = false
+    this.starting = this.wanted
+    for (let i = 0; i < this.wanted; i++) {
+      this.spawn()
+        .catch((e: unknown) => this.logger.error(errorFields(e), 'decode worker failed to start again'))
+        .finally(() => {
+          this.starting--
+          this.dispatch() // none started: what waits is decoded inline
+        })
+    }
   }
 
   /** Decodes a batch; outcomes in input order. Never rejects. */
   decode(frames: Uint8Array[]): Promise<DecodeOutcome[]> {
     if (frames.length === 0) return Promise.resolve([])
-    if (this.workers.length === 0) return Promise.resolve(frames.map(decodeOne))
+    if (this.parked) this.unpark()
+    if (this.workers.length === 0 && this.starting === 0) return Promise.resolve(frames.map(decodeOne))
     return new Promise((resolve) => {
       this.queue.push({ frames, resolve })
       this.dispatch()
@@ -114,7 +149,7 @@ export class DecodePool {
       }
       if (target === undefined) {
         // No worker left (all crashed, none replaced): decode what waits inline.
-        if (this.workers.length === 0) for (const task of this.queue.splice(0)) task.resolve(task.frames.map(decodeOne))
+        if (this.workers.length === 0 && this.starting === 0) for (const task of this.queue.splice(0)) task.resolve(task.frames.map(decodeOne))
         return
       }
       const task = this.queue.shift() as Task
@@ -135,6 +170,13 @@ export class DecodePool {
       w.worker.on('message', (message: WorkerMessage) => {
         if (message.type === 'ready') {
           ready = true
+          if (this.stopping) {
+            // Ready after the pool stopped (started again after a park): not kept.
+            w.leaving = true
+            void w.worker.terminate()
+            resolve()
+            return
+          }
           this.workers.push(w)
           this.dispatch()
           resolve()
@@ -161,6 +203,7 @@ export class DecodePool {
 
   /** A worker ended: finish its batches inline, replace it unless stopping. */
   private onExit(w: PoolWorker, code: number): void {
+    if (w.leaving === true) return
     const index = this.workers.indexOf(w)
     if (index !== -1) this.workers.splice(index, 1)
     for (const task of w.inFlight.values()) task.resolve(task.frames.map(decodeOne))

@@ -169,6 +169,11 @@ export class IngestPipeline extends EventEmitter<IngestEvents> {
     return this.queuedFrames
   }
 
+  /** Lets the decode workers go while no frame waits (node/memory.ts); the next frames start them again. */
+  async parkWorkers(): Promise<void> {
+    if (this.queuedFrames === 0) await this.pool.park()
+  }
+
   async start(): Promise<void> {
     await this.pool.start()
     this.running = true

@@ -5,6 +5,7 @@ import { DecodePool, findWorkerScript } from '../../../../node/ingest/decode-poo
 import { canonicalBytes, decodeFrame, generateSigningKey, signAttestation, signEquivocationProof } from '../../../../protocol/index.js'
 import { rebuildStatementArb } from '../../../utils/arbitraries.js'
 import { attestation, delegation } from '../../../utils/frames.js'
+import { waitFor } from '../../../utils/network.js'
 
 const key = generateSigningKey()
 const other = generateSigningKey()
@@ -84,5 +85,38 @@ describe('DecodePool', () => {
     const batches = Array.from({ length: 10 }, (_, b) => Array.from({ length: 5 }, (_, i) => attestation(key, b * 5 + i + 1).bytes))
     const results = await Promise.all(batches.map((batch) => pool.decode(batch)))
     results.forEach((outcomes, b) => expect(outcomes.map(verdict)).toEqual(batches[b]!.map(reference)))
+  })
+})
+
+describe('DecodePool parked while idle', () => {
+  const pool = new DecodePool({}, { workers: 2 })
+  beforeAll(() => pool.start())
+  afterAll(() => pool.stop())
+
+  it('lets its workers go, starts them again for the next batches, and decodes them in workers', async () => {
+    await pool.park()
+    expect(pool.size).toBe(0)
+    const batches = Array.from({ length: 6 }, (_, b) => Array.from({ length: 4 }, (_, i) => attestation(key, b * 4 + i + 1).bytes))
+    const results = await Promise.all(batches.map((batch) => pool.decode(batch)))
+    results.forEach((outcomes, b) => expect(outcomes.map(verdict)).toEqual(batches[b]!.map(reference)))
+    expect(pool.size).toBeGreaterThan(0) // decoded by a worker started again, not inline
+    await waitFor(() => pool.size === 2, { what: 'both workers back' })
+  })
+
+  it('is not parked while a batch is in flight', async () => {
+    const decoding = pool.decode([attestation(key, 1).bytes])
+    await pool.park()
+    expect(pool.size).toBe(2)
+    expect((await decoding).map(verdict)).toEqual([reference(attestation(key, 1).bytes)])
+  })
+
+  it('stops cleanly while parked', async () => {
+    const another = new DecodePool({}, { workers: 1 })
+    await another.start()
+    await another.park()
+    await another.stop()
+    expect(another.size).toBe(0)
+    // After stop, batches are decoded inline.
+    expect((await another.decode([attestation(key, 2).bytes])).map(verdict)).toEqual([reference(attestation(key, 2).bytes)])
   })
 })
