@@ -20,6 +20,7 @@ import { IngestPipeline } from './ingest/ingest-pipeline.js'
 import { Publisher } from './ingest/publisher.js'
 import type { IngestSource } from './ingest/ingest-types.js'
 import { createLogger, errorFields, type Logger } from '../common/logger.js'
+import { MemoryReclaimer } from './memory.js'
 import { Metrics } from './metrics.js'
 import { Network, type PeerInfo } from './p2p/network.js'
 import { loadOrCreatePeerKey } from '../identity/peer-key.js'
@@ -172,6 +173,11 @@ export class RbqNode {
         askNetwork
       })
       if (api !== undefined) started.push({ name: 'api', stop: () => api.stop() })
+
+      // Memory back after heavy work: a full GC and parked decode workers once the node is idle.
+      const memory = new MemoryReclaimer({ logger: logger.child({ component: 'memory' }), onIdle: [() => pipeline.parkWorkers()] })
+      memory.start()
+      started.push({ name: 'memory', stop: async () => memory.stop() })
 
       const node = new RbqNode(config, paths, logger, metrics, signingKey, store, trust, pipeline, publisher, network, rebuilds)
       node.started.push(...started)
