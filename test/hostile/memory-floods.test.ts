@@ -25,7 +25,7 @@ import { policyPath } from '../../node/trust/policy-file.js'
 import { sha256Hex, type AttestationFrame } from '../../protocol/index.js'
 import { attest, key, policy } from '../unit/node/consensus/fixtures.js'
 import { RBQ_BIN } from '../utils/cli.js'
-import { spawnNodeProcess, userEnv, type NodeProcess } from '../utils/node-process.js'
+import { residentBytes, spawnNodeProcess, userEnv, type NodeProcess } from '../utils/node-process.js'
 import { makeTempDir } from '../utils/tmp.js'
 
 const LONG = process.env.RBQ_HOSTILE === 'long'
@@ -68,14 +68,10 @@ port = 0
 enabled = false
 `
 
-/** The node's resident set in bytes (VmRSS), from the kernel. */
-async function rssOf(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]
-  if (kb === undefined) throw new Error(`no VmRSS in /proc/${pid}/status`)
-  return Number(kb) * 1024
-}
+const rssOf = (pid: number) => residentBytes(pid)
 const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
+/** What the resident set is made of: anonymous (heaps, malloc) and file-backed (LevelDB's mapped tables, code). */
+const rssParts = async (pid: number) => `anonymous ${mib(await residentBytes(pid, 'RssAnon'))}, file-backed ${mib(await residentBytes(pid, 'RssFile'))}`
 
 let base = ''
 let token = ''
@@ -194,7 +190,7 @@ describe('memory after floods', () => {
     await verdictBatch(-1)
     await new Promise((r) => setTimeout(r, 2000))
     const baseline = await rssOf(pid)
-    const baselineHeap = await heapOf()
+    const baselineHeap = `${await heapOf()}; ${await rssParts(pid)}`
     if (snapshots !== undefined) running.child.kill('SIGUSR2')
 
     // The floods.
@@ -235,7 +231,9 @@ describe('memory after floods', () => {
       await new Promise((r) => setTimeout(r, 8000))
       console.log(`[hostile] after a forced GC (heap snapshot): RSS ${mib(await rssOf(pid))} (${await heapOf()})`)
     }
-    const finalHeap = await heapOf()
+    // The node's idle reclaims (node/memory.ts): RSS before and after each.
+    const reclaims = running.logs.filter((l) => l.msg === 'idle: memory reclaimed').map((l) => `${mib(l.rssBefore as number)} → ${mib(l.rssAfter as number)}`)
+    const finalHeap = `${await heapOf()}; ${await rssParts(pid)}; idle reclaims: ${reclaims.join(', ') || 'none'}`
     console.log(
       `[hostile] memory: node RSS ${mib(started)} at start, ${mib(baseline)} after warm-up (${baselineHeap}); ` +
         `${INVALID_FRAMES} invalid frames (${invalid.rejected} rejected), ${STRANGER_FRAMES - 300} stranger frames (budget ${STRANGER_BUDGET}, ${metric(metrics, 'rbq_store_evicted_frames_total')} evicted), ` +

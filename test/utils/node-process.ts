@@ -3,6 +3,7 @@
  * its stderr kept raw and as parsed JSON log lines, for tests that check what the node says.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { waitFor } from './network.js'
 
 export interface NodeProcess {
@@ -78,4 +79,12 @@ export function userEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && !/^RBQ_/.test(k)) env[k] = v
   return { ...env, ...extra }
+}
+
+/** A process's resident set in bytes (VmRSS), or another `/proc/<pid>/status` size (RssAnon, RssFile). */
+export async function residentBytes(pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile' = 'VmRSS'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1]
+  if (kb === undefined) throw new Error(`no ${field} in /proc/${pid}/status`)
+  return Number(kb) * 1024
 }
