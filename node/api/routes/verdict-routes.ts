@@ -25,12 +25,47 @@ import { resultJson } from '../../consensus/verdict-service.js'
 const FIRST_SLICE = 16
 const MAX_SLICE = 1000
 const SLICE_TARGET_MS = 8
+/** Longest a batch slice waits for single verdicts in flight to finish (so batches never starve). */
+const GIVE_WAY_MAX_MS = 50
+
+/**
+ * Single verdicts in flight, which batch slices give way to: a single verdict (the apt gate asks
+ * one per file) makes several trips through the event loop (policy stat, index reads), and each
+ * trip would otherwise wait behind a slice of every running batch.
+ */
+class SingleVerdicts {
+  private inFlight = 0
+  private readonly waiters: (() => void)[] = []
+
+  async run<T>(answer: () => Promise<T>): Promise<T> {
+    this.inFlight++
+    try {
+      return await answer()
+    } finally {
+      if (--this.inFlight === 0) for (const wake of this.waiters.splice(0)) wake()
+    }
+  }
+
+  /** Resolves once no single verdict is in flight, or after `maxMs`. */
+  quiet(maxMs: number): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, maxMs)
+      function done(): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.waiters.push(done)
+    })
+  }
+}
 
 const MEDIA_JSON_UTF8 = 'application/json; charset=utf-8'
 
 const fieldOfItem = (offset: number) => (i: number, f: string) => `artifacts[${offset + i}].${f}`
 
 export function verdictRoutes(ctx: ApiContext, batches: BatchGate): ApiRoute[] {
+  const singles = new SingleVerdicts()
   return [
     {
       method: 'GET',
@@ -39,7 +74,7 @@ export function verdictRoutes(ctx: ApiContext, batches: BatchGate): ApiRoute[] {
       schema: { querystring: VerdictGetQuerySchema, response: { 200: Type.Union([VerdictResultSchema, BriefVerdictResultSchema]) } },
       handler: async (req, reply) => {
         const { evidence, ...query } = req.query as VerdictGetQuery
-        const [result] = await ctx.verdicts.answer([query])
+        const [result] = await singles.run(() => ctx.verdicts.answer([query]))
         // Pre-serialised: the evidence text is the one the engine wrote for the hash.
         return reply.type(MEDIA_JSON_UTF8).send(resultJson(result!, evidence ?? 'full'))
       }
@@ -62,7 +97,7 @@ export function verdictRoutes(ctx: ApiContext, batches: BatchGate): ApiRoute[] {
           release()
           throw e
         }
-        const stream = Readable.from(answerInSlices(ctx, body), { objectMode: true, highWaterMark: 1 })
+        const stream = Readable.from(answerInSlices(ctx, body, singles), { objectMode: true, highWaterMark: 1 })
         stream.once('close', release)
         reply.raw.once('close', () => stream.destroy())
         return reply.type(MEDIA_JSON_UTF8).send(stream)
@@ -95,15 +130,17 @@ async function checkPurls(items: readonly VerdictQuery[]): Promise<void> {
 /**
  * `{ "results": [...] }` written slice by slice: each slice is answered, serialised and handed to
  * the socket, then the event loop turns (setImmediate) so single verdicts and other requests are
- * answered between slices; slices are sized to take a few milliseconds. The stream is read only
- * as fast as the client reads, so a slow reader holds one slice, not the whole answer.
+ * answered between slices; slices are sized to take a few milliseconds, and wait while single
+ * verdicts are in flight (at most GIVE_WAY_MAX_MS). The stream is read only as fast as the
+ * client reads, so a slow reader holds one slice, not the whole answer.
  */
-async function* answerInSlices(ctx: ApiContext, body: VerdictsRequest): AsyncGenerator<string> {
+async function* answerInSlices(ctx: ApiContext, body: VerdictsRequest, singles: SingleVerdicts): AsyncGenerator<string> {
   const items = body.artifacts
   const mode = body.evidence ?? 'full'
   let size = FIRST_SLICE
   yield '{"results":['
   for (let at = 0; at < items.length; ) {
+    await singles.quiet(GIVE_WAY_MAX_MS)
     const slice = items.slice(at, at + size)
     const started = performance.now()
     const results = await ctx.verdicts.answer(slice, body.policy, fieldOfItem(at))
