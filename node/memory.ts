@@ -1,8 +1,8 @@
 /**
  * Gives memory back once the node goes idle after heavy work (floods of frames, big batch
  * verdicts). V8 shrinks its heap only at a major GC, and an idle node runs none: after a flood
- * the heap stayed at its flood size (130–290 MiB) for as long as the node stayed idle, and the
- * decode workers' isolates at theirs. So every 3 s this looks at the event loop: when the last
+ * the heap stayed at its flood size (130–290 MiB total) until V8's memory reducer ran tens of
+ * seconds later, and the decode workers' isolates stayed at theirs. So every 3 s this looks at the event loop: when the last
  * interval was idle (utilisation below 5 %) and the resident set grew by 32 MiB since the last
  * reclaim (or start), it runs one compacting full GC, then the `onIdle` hooks (the decode pool
  * parks its worker threads, started again by the next frames); once more on the next idle
@@ -11,7 +11,7 @@
  * GC takes 0.1–0.4 s on the main thread, run only when nothing was asked for 3 s.
  *
  * Measured (test/hostile/memory-floods.test.ts, long form): 641 → 341 MiB within 5 s of the
- * floods' end, where without it RSS stayed above 600 MiB for tens of seconds. What remains above
+ * floods' end. What remains above
  * the start is native memory (glibc keeps freed memory in its arenas; LevelDB's mapped tables):
  * test/hostile/README.md.
  *
