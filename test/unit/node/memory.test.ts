@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { silentLogger } from '../../../node/logger.js'
+import { silentLogger } from '../../../common/logger.js'
 import { MemoryReclaimer } from '../../../node/memory.js'
 import { waitFor } from '../../utils/network.js'
 
