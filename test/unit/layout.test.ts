@@ -4,7 +4,7 @@
  * reads every source file's relative imports (static, `export … from` and dynamic `import()`)
  * and fails naming the file and the import that breaks a rule.
  */
-import { readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { dirname, join, normalize, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -73,4 +73,21 @@ describe('source layout', () => {
     for (const file of graph.keys()) visit(file, [])
     expect(cycles).toEqual([])
   })
+
+  it('every source path the README, ARCHITECTURE.md and the module READMEs name exists', () => {
+    const docs = ['README.md', 'ARCHITECTURE.md', ...Object.keys(MAY_IMPORT).flatMap(markdownFiles)]
+    const missing = docs.flatMap((doc) =>
+      [...readFileSync(join(ROOT, doc), 'utf8').matchAll(/`((?:protocol|common|identity|debian|client|node|cli|test|bench)\/[\w./-]+\.(?:ts|md))`/g)]
+        .map((m) => m[1]!)
+        .filter((path) => !existsSync(join(ROOT, path)) && !existsSync(join(ROOT, dirname(doc), path))) // from the root, or from the README's folder
+        .map((path) => `${doc} names ${path}`)
+    )
+    expect(missing).toEqual([])
+  })
 })
+
+function markdownFiles(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? markdownFiles(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []
+  )
+}
