@@ -5,6 +5,7 @@ import {
   canonicalBytes,
   signAttestation,
   signDelegation,
+  type AttestationContent,
   type AttestationFrame,
   type DelegationFrame,
   type Frame,
@@ -64,4 +65,19 @@ export function tampered(frame: Frame, change: (f: Record<string, any>) => void)
   const copy = structuredClone(frame) as Record<string, any>
   change(copy)
   return canonicalBytes(copy)
+}
+
+/** The content of rebuild number `n` of PKG as a builder reports it (no key, no seq yet). */
+export function rebuildContent(n: number, over: Partial<AttestationContent> = {}): AttestationContent {
+  return {
+    package: PKG,
+    subject: [{ name: `hello_${n}.deb`, sha256: hex64(n) }],
+    outcome: 'built',
+    upstream: [],
+    inputs: { sha256: hex64(n + 1000), materials: [] },
+    backend: 'debian',
+    startedOn: new Date('2026-01-01T00:00:00Z'),
+    finishedOn: new Date('2026-01-01T00:05:00Z'),
+    ...over
+  }
 }

@@ -7,7 +7,7 @@ import { saveKey } from '../../../identity/signing-key.js'
 import { StatementSigner } from '../../../identity/statement-signer.js'
 import { decodeFrame, decodeRebuildRequest, encodeRebuildRequest, generateSigningKey, isEquivocation, type AttestationContent, type SigningKey } from '../../../protocol/index.js'
 import { makeTempDir } from '../../utils/tmp.js'
-import { hex64, PKG } from '../../utils/frames.js'
+import { hex64, PKG, rebuildContent } from '../../utils/frames.js'
 
 let dir: string
 let cleanup: () => Promise<void>
@@ -21,19 +21,7 @@ beforeEach(async () => {
 })
 afterEach(() => cleanup())
 
-function content(n: number, over: Partial<AttestationContent> = {}): AttestationContent {
-  return {
-    package: PKG,
-    subject: [{ name: `hello_${n}.deb`, sha256: hex64(n) }],
-    outcome: 'built',
-    upstream: [],
-    inputs: { sha256: hex64(n + 1000), materials: [] },
-    backend: 'recipe',
-    startedOn: new Date('2026-01-01T00:00:00Z'),
-    finishedOn: new Date('2026-01-01T00:05:00Z'),
-    ...over
-  }
-}
+const content = (n: number, over: Partial<AttestationContent> = {}): AttestationContent => rebuildContent(n, { backend: 'recipe', ...over })
 
 const seqOf = (f: { statement: { predicate: { builder: { seq: number } } } }) => f.statement.predicate.builder.seq
 

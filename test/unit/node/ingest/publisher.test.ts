@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SOFTWARE } from '../../../../common/version.js'
 import { generateSigningKey, isRbqError, type AttestationContent, type VerifiedFrame } from '../../../../protocol/index.js'
 import { makeTempDir } from '../../../utils/tmp.js'
-import { hex64, PKG } from '../../../utils/frames.js'
+import { rebuildContent } from '../../../utils/frames.js'
 import { seqFileFor } from '../../../../identity/seq-counter.js'
 import { frameBytes } from '../../../utils/store-reads.js'
 import { startPublishingParts, type PublishingParts } from '../../../utils/publishing-parts.js'
@@ -38,18 +38,7 @@ async function stopNode(): Promise<void> {
   node = undefined
 }
 
-function rebuild(n: number): AttestationContent {
-  return {
-    package: PKG,
-    subject: [{ name: `hello_${n}.deb`, sha256: hex64(n) }],
-    outcome: 'built',
-    upstream: [],
-    inputs: { sha256: hex64(n + 1000), materials: [] },
-    backend: 'debian',
-    startedOn: new Date('2026-01-01T00:00:00Z'),
-    finishedOn: new Date('2026-01-01T00:05:00Z')
-  }
-}
+const rebuild = (n: number): AttestationContent => rebuildContent(n)
 
 describe('Publisher', () => {
   it('signs attestations with increasing seqs, stores them, then announces them', async () => {
