@@ -15,6 +15,8 @@
  * Diagnosis: RBQ_HOSTILE_HEAPSNAPSHOT=<dir> starts the node with --heapsnapshot-signal=SIGUSR2,
  * writes a heap snapshot there at the baseline and after the wait (each forces a full GC, so the
  * heap figure printed after it is what is really retained; writing one costs RSS itself).
+ * RBQ_HOSTILE_SMAPS=1 prints the node's resident set by mapping kind (/proc/<pid>/smaps) at the
+ * baseline and after the wait.
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -71,6 +73,44 @@ const rssOf = (pid: number) => residentBytes(pid)
 const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
 /** What the resident set is made of: anonymous (heaps, malloc) and file-backed (LevelDB's mapped tables, code). */
 const rssParts = async (pid: number) => `anonymous ${mib(await residentBytes(pid, 'RssAnon'))}, file-backed ${mib(await residentBytes(pid, 'RssFile'))}`
+
+/**
+ * The resident set by mapping kind, from /proc/<pid>/smaps: glibc malloc arenas (64 MiB-aligned
+ * anonymous heaps followed by their reserved, inaccessible rest), the brk heap, thread stacks
+ * (below a guard page), other anonymous mappings (V8's pages, malloc's mmapped chunks), LevelDB's
+ * mapped tables, other files.
+ */
+async function smapsSummary(pid: number): Promise<string> {
+  const text = await readFile(`/proc/${pid}/smaps`, 'utf8')
+  const maps: { start: bigint; end: bigint; perms: string; path: string; rss: number }[] = []
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$/.exec(line)
+    if (head !== null) maps.push({ start: BigInt(`0x${head[1]}`), end: BigInt(`0x${head[2]}`), perms: head[3]!, path: head[4]!, rss: 0 })
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    if (rss !== null) maps[maps.length - 1]!.rss = Number(rss[1]) * 1024
+  }
+  const kinds: Record<string, { rss: number; count: number }> = {}
+  const add = (kind: string, rss: number) => {
+    const k = (kinds[kind] ??= { rss: 0, count: 0 })
+    k.rss += rss
+    k.count++
+  }
+  const ARENA = 64n * 2n ** 20n
+  maps.forEach((m, i) => {
+    const prev = maps[i - 1]
+    const next = maps[i + 1]
+    if (m.path.endsWith('.ldb')) add('LevelDB tables', m.rss)
+    else if (m.path === '[heap]') add('brk heap', m.rss)
+    else if (m.path.startsWith('[stack')) add('main stack', m.rss)
+    else if (m.path !== '') add('other files', m.rss)
+    else if (m.perms.startsWith('---')) add('reserved', m.rss)
+    else if (m.start % ARENA === 0n && (next === undefined || (next.start === m.end && next.perms.startsWith('---') && next.path === '') || m.end - m.start === ARENA)) add('malloc arenas', m.rss)
+    else if (prev !== undefined && prev.end === m.start && prev.perms.startsWith('---') && prev.end - prev.start <= 64n * 1024n) add('thread stacks', m.rss)
+    else add('other anonymous', m.rss)
+  })
+  const top = maps.filter((m) => m.path === '' && !m.perms.startsWith('---')).sort((a, b) => b.rss - a.rss).slice(0, 6).map((m) => `${mib(m.rss)} of ${mib(Number(m.end - m.start))}`)
+  return `${Object.entries(kinds).filter(([, k]) => k.rss > 0).map(([kind, k]) => `${kind} ${mib(k.rss)} (${k.count})`).join(', ')}; largest anonymous: ${top.join(', ')}`
+}
 
 let base = ''
 let token = ''
@@ -190,6 +230,8 @@ describe('memory after floods', () => {
     await new Promise((r) => setTimeout(r, 2000))
     const baseline = await rssOf(pid)
     const baselineHeap = `${await heapOf()}; ${await rssParts(pid)}`
+    const smaps = process.env.RBQ_HOSTILE_SMAPS === '1'
+    if (smaps) console.log(`[hostile] smaps at the baseline: ${await smapsSummary(pid)}`)
     if (snapshots !== undefined) running.child.kill('SIGUSR2')
 
     // The floods.
@@ -230,8 +272,11 @@ describe('memory after floods', () => {
       await new Promise((r) => setTimeout(r, 8000))
       console.log(`[hostile] after a forced GC (heap snapshot): RSS ${mib(await rssOf(pid))} (${await heapOf()})`)
     }
-    // The node's idle reclaims (node/memory.ts): RSS before and after each.
-    const reclaims = running.logs.filter((l) => l.msg === 'idle: memory reclaimed').map((l) => `${mib(l.rssBefore as number)} → ${mib(l.rssAfter as number)}`)
+    if (smaps) console.log(`[hostile] smaps after the wait: ${await smapsSummary(pid)}`)
+    // The node's idle reclaims (node/memory.ts): RSS before and after each, and what the GC and malloc_trim took.
+    const reclaims = running.logs
+      .filter((l) => l.msg === 'idle: memory reclaimed')
+      .map((l) => `${mib(l.rssBefore as number)} → ${mib(l.rssAfter as number)} (GC ${String(l.gcMs)} ms${l.trimMs === undefined ? ', no malloc_trim' : `, malloc_trim ${String(l.trimMs)} ms`})`)
     const finalHeap = `${await heapOf()}; ${await rssParts(pid)}; idle reclaims: ${reclaims.join(', ') || 'none'}`
     console.log(
       `[hostile] memory: node RSS ${mib(started)} at start, ${mib(baseline)} after warm-up (${baselineHeap}); ` +
