@@ -8,9 +8,9 @@
  * Quick form in `npm test` (smaller floods); `npm run hostile` (RBQ_HOSTILE=long) uses the
  * issue's counts: 120,000 frames, 10,000-item batches. RSS figures are printed as `[hostile]`.
  *
- * Both forms assert the bound: the node runs a compacting GC and parks its decode workers once
- * idle after heavy work (node/memory.ts), which brings RSS to ~1.0–1.1 × within seconds in the
- * quick form; test/hostile/README.md has what the long form measured.
+ * Both forms assert the bound: once idle after heavy work the node runs a compacting GC, parks
+ * its decode workers and calls glibc's malloc_trim (node/memory.ts), which brought RSS to
+ * 1.06–1.18 × within seconds in the long form; test/hostile/README.md has every run.
  *
  * Diagnosis: RBQ_HOSTILE_HEAPSNAPSHOT=<dir> starts the node with --heapsnapshot-signal=SIGUSR2,
  * writes a heap snapshot there at the baseline and after the wait (each forces a full GC, so the
