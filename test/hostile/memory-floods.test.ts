@@ -10,7 +10,7 @@
  *
  * Both forms assert the bound: once idle after heavy work the node runs a compacting GC, parks
  * its decode workers and calls glibc's malloc_trim (node/memory.ts), which brought RSS to
- * 1.06–1.18 × within seconds in the long form; test/hostile/README.md has every run.
+ * 1.04–1.18 × within seconds in the long form; test/hostile/README.md has every run.
  *
  * Diagnosis: RBQ_HOSTILE_HEAPSNAPSHOT=<dir> starts the node with --heapsnapshot-signal=SIGUSR2,
  * writes a heap snapshot there at the baseline and after the wait (each forces a full GC, so the
