@@ -14,7 +14,7 @@
  * (the main thread's, and one per thread: libuv pool, LevelDB, decode workers) resident and
  * returns it only on that call, which nothing in Node makes. Measured (long form of
  * test/hostile/memory-floods.test.ts): after the GC and the parked workers, 280–313 MiB, of
- * which malloc_trim gave back 70–110 MiB (arenas 81–97 → 20–31 MiB, brk heap 31–73 → 26–31
+ * which malloc_trim gave back 67–108 MiB (arenas 81–97 → 20–31 MiB, brk heap 31–73 → 26–31
  * MiB); fixed glibc thresholds (GLIBC_TUNABLES mmap/trim_threshold) did not, as the free memory
  * is not at the top of the arenas. The call goes through koffi (an FFI with prebuilt binaries,
  * no compiler needed); where it cannot load, or the C library is not glibc, the step is skipped.
@@ -26,7 +26,7 @@
 import { performance } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import type { Logger } from '../common/logger.js'
+import { errorFields, type Logger } from '../common/logger.js'
 
 type MallocTrim = (pad: number) => number
 /** glibc's malloc_trim, loaded once; null where there is none (not glibc, or koffi not loadable). */
@@ -40,7 +40,7 @@ async function loadMallocTrim(logger: Logger): Promise<MallocTrim | null> {
     const { default: koffi } = await import('koffi')
     mallocTrim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as MallocTrim
   } catch (e) {
-    logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'idle: malloc_trim not available; freed native memory stays with glibc')
+    logger.warn(errorFields(e), 'idle: malloc_trim not available; freed native memory stays with glibc')
   }
   return mallocTrim
 }
