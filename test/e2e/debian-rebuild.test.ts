@@ -155,7 +155,8 @@ describe.skipIf(unavailable !== undefined && !inCI)('Debian rebuilds against the
 
   it('kills the build at the job timeout: BUILD_TIMEOUT, no build root or process left behind', async () => {
     const outDir = join(cacheDir, 'timeout-job')
-    const err = await rebuildDebian({ source: 'base-files' }, { ...opts, outDir, timeoutMs: 3_000 }).catch((e: unknown) => e)
+    // 1 s: a warm rebuild of base-files takes ~3 s end to end (its dpkg-buildpackage alone ~2.6 s), so it can never finish first.
+    const err = await rebuildDebian({ source: 'base-files' }, { ...opts, outDir, timeoutMs: 1_000 }).catch((e: unknown) => e)
     expect(isRbqError(err, 'BUILD_TIMEOUT'), String(err)).toBe(true)
     expect(await stat(join(outDir, 'root')).catch(() => undefined)).toBeUndefined()
     const roots = await Promise.all((await readdir('/proc')).filter((p) => /^\d+$/.test(p)).map((p) => readlink(`/proc/${p}/root`).catch(() => '')))
