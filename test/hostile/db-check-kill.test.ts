@@ -15,7 +15,7 @@ import { dataDirLayout } from '../../common/data-dir.js'
 import { sha256Hex, type AttestationFrame } from '../../protocol/index.js'
 import { attest, key } from '../unit/node/consensus/fixtures.js'
 import { RBQ_BIN, runRbq } from '../utils/cli.js'
-import { spawnNodeProcess, STACK_TRACE, userEnv, type NodeProcess } from '../utils/node-process.js'
+import { nodeProcessConfig, spawnNodeProcess, STACK_TRACE, userEnv, type NodeProcess } from '../utils/node-process.js'
 import { makeTempDir } from '../utils/tmp.js'
 
 const LONG = process.env.RBQ_HOSTILE === 'long'
@@ -29,19 +29,7 @@ afterAll(async () => {
   await tmp.cleanup()
 })
 
-const CONFIG = `[log]
-level = "info"
-[p2p]
-listen = ["/ip4/127.0.0.1/tcp/0"]
-[sync]
-interval_seconds = 3600
-[ingest]
-workers = 1
-[api]
-port = 0
-[rebuild]
-enabled = false
-`
+const CONFIG = nodeProcessConfig({ ingest: ['workers = 1'] })
 
 function startNode(): NodeProcess {
   return spawnNodeProcess(process.execPath, [RBQ_BIN, 'node', 'start', '--data', tmp.dir], { env: userEnv({}) })

@@ -23,7 +23,7 @@ import { sha256Hex } from '../../protocol/index.js'
 import { attest, DEB, key, PKG, policy } from '../unit/node/consensus/fixtures.js'
 import { RBQ_BIN } from '../utils/cli.js'
 import { waitFor } from '../utils/network.js'
-import { residentBytes, spawnNodeProcess, userEnv, type NodeProcess } from '../utils/node-process.js'
+import { nodeProcessConfig, residentBytes, spawnNodeProcess, userEnv, type NodeProcess } from '../utils/node-process.js'
 import { makeTempDir } from '../utils/tmp.js'
 
 const LONG = process.env.RBQ_HOSTILE === 'long'
@@ -43,24 +43,10 @@ let port = 0
 let base = ''
 let token = ''
 
-const CONFIG = `[log]
-level = "info"
-[p2p]
-listen = ["/ip4/127.0.0.1/tcp/0"]
-[sync]
-interval_seconds = 3600
-[ingest]
-workers = 1
-[api]
-port = 0
-allowed_hosts = ["rbq.test"]
-headers_timeout_seconds = 1
-request_timeout_seconds = 4
-max_batches = 2
-max_queued_batches = ${PARALLEL_BATCHES}
-[rebuild]
-enabled = false
-`
+const CONFIG = nodeProcessConfig({
+  ingest: ['workers = 1'],
+  api: ['allowed_hosts = ["rbq.test"]', 'headers_timeout_seconds = 1', 'request_timeout_seconds = 4', 'max_batches = 2', `max_queued_batches = ${PARALLEL_BATCHES}`]
+})
 
 beforeAll(async () => {
   await writeFile(join(tmp.dir, 'config.toml'), CONFIG)

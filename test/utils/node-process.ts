@@ -88,3 +88,26 @@ export async function residentBytes(pid: number, field: 'VmRSS' | 'RssAnon' | 'R
   if (kb === undefined) throw new Error(`no ${field} in /proc/${pid}/status`)
   return Number(kb) * 1024
 }
+
+/**
+ * config.toml of a node process for tests: logs at info, loopback and free ports only, periodic
+ * sync off (an hour), no rebuilds; `ingest` and `api` add their lines (TOML) to those sections.
+ */
+export function nodeProcessConfig(extra: { ingest?: readonly string[]; api?: readonly string[] } = {}): string {
+  return [
+    '[log]',
+    'level = "info"',
+    '[p2p]',
+    'listen = ["/ip4/127.0.0.1/tcp/0"]',
+    '[sync]',
+    'interval_seconds = 3600',
+    '[ingest]',
+    ...(extra.ingest ?? []),
+    '[api]',
+    'port = 0',
+    ...(extra.api ?? []),
+    '[rebuild]',
+    'enabled = false',
+    ''
+  ].join('\n')
+}
