@@ -5,7 +5,7 @@ import { SOFTWARE } from '../../../common/version.js'
 import { seqFileFor } from '../../../identity/seq-counter.js'
 import { saveKey } from '../../../identity/signing-key.js'
 import { StatementSigner } from '../../../identity/statement-signer.js'
-import { decodeFrame, decodeRebuildRequest, encodeRebuildRequest, generateSigningKey, isEquivocation, type AttestationContent, type SigningKey } from '../../../protocol/index.js'
+import { decodeFrame, decodeRebuildRequest, encodeRebuildRequest, generateSigningKey, isEquivocation, type AttestationContent, type DelegationContent, type PublicKey, type SigningKey } from '../../../protocol/index.js'
 import { makeTempDir } from '../../utils/tmp.js'
 import { hex64, PKG, rebuildContent } from '../../utils/frames.js'
 
@@ -22,6 +22,11 @@ beforeEach(async () => {
 afterEach(() => cleanup())
 
 const content = (n: number, over: Partial<AttestationContent> = {}): AttestationContent => rebuildContent(n, { backend: 'recipe', ...over })
+
+/** A valid delegation from the signer's key to `delegate`, for Debian packages, until 2099. */
+function delegationTo(delegate: PublicKey): DelegationContent {
+  return { delegate: { keyid: delegate.keyid, publicKey: delegate.text }, name: 'buildd', scope: ['pkg:deb/debian/*'], maxDepth: 0, version: 1, expires: new Date('2099-01-01T00:00:00Z'), revoked: false }
+}
 
 const seqOf = (f: { statement: { predicate: { builder: { seq: number } } } }) => f.statement.predicate.builder.seq
 
@@ -91,15 +96,7 @@ describe('StatementSigner', () => {
   it('signs delegations from its key', () => {
     const signer = new StatementSigner(key, seqFile)
     const delegate = generateSigningKey().publicKey
-    const frame = signer.delegate({
-      delegate: { keyid: delegate.keyid, publicKey: delegate.text },
-      name: 'buildd',
-      scope: ['pkg:deb/debian/*'],
-      maxDepth: 0,
-      version: 1,
-      expires: new Date('2099-01-01T00:00:00Z'),
-      revoked: false
-    })
+    const frame = signer.delegate(delegationTo(delegate))
     expect(decodeFrame(frame.bytes).kind).toBe('delegation')
     expect(frame.statement.delegator).toBe(key.publicKey.keyid)
     expect(() => signer.delegate({ ...frame.statement, delegate: { keyid: key.publicKey.keyid, publicKey: key.publicKey.text }, expires: new Date('2099-01-01') })).toThrow(/itself/)
@@ -108,15 +105,7 @@ describe('StatementSigner', () => {
   it('refuses a delegation receivers would refuse, or one already expired (not a revocation), before signing', async () => {
     const signer = new StatementSigner(key, seqFile)
     const delegate = generateSigningKey().publicKey
-    const good = {
-      delegate: { keyid: delegate.keyid, publicKey: delegate.text },
-      name: 'buildd',
-      scope: ['pkg:deb/debian/*'],
-      maxDepth: 0,
-      version: 1,
-      expires: new Date('2099-01-01T00:00:00Z'),
-      revoked: false
-    }
+    const good = delegationTo(delegate)
     const cases: [object, string, string][] = [
       [{ maxDepth: 9 }, 'SCHEMA_INVALID', 'delegation.maxDepth'],
       [{ scope: ['debian/*'] }, 'PATTERN_INVALID', 'delegation.scope[0]'],
